@@ -1,0 +1,73 @@
+"""nbplayground: the LLM prompt playground that lives inside Jupyter.
+
+The public API is re-exported lazily (module ``__getattr__``) so that ``import nbplayground`` and
+``%load_ext nbplayground`` stay fast: litellm, pandas, duckdb and pydantic load on first use only.
+
+>>> import nbplayground as nbp
+>>> r = nbp.run("Say hi to {{name}}", model="mock/echo", variables={"name": "Ada"})
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "run": "nbplayground.api",
+    "stream": "nbplayground.api",
+    "compare": "nbplayground.api",
+    "replay": "nbplayground.api",
+    "history": "nbplayground.api",
+    "get_run": "nbplayground.api",
+    "sql": "nbplayground.api",
+    "providers": "nbplayground.api",
+    "prompts": "nbplayground.api",
+    "Comparison": "nbplayground.api",
+    "configure": "nbplayground.config",
+    "settings": "nbplayground.config",
+    "RunHandle": "nbplayground.core.engine",
+    "RunResult": "nbplayground.core.types",
+    "RunRequest": "nbplayground.core.types",
+    "Event": "nbplayground.core.types",
+    "ToolCall": "nbplayground.core.types",
+    "Media": "nbplayground.core.types",
+    "render": "nbplayground.core.templating",
+    "errors": "nbplayground.core.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nbplayground.api import (  # noqa: F401
+        Comparison,
+        compare,
+        get_run,
+        history,
+        prompts,
+        providers,
+        replay,
+        run,
+        sql,
+        stream,
+    )
+    from nbplayground.config import configure, settings  # noqa: F401
+    from nbplayground.core import errors  # noqa: F401
+    from nbplayground.core.engine import RunHandle  # noqa: F401
+    from nbplayground.core.templating import render  # noqa: F401
+    from nbplayground.core.types import Event, Media, RunRequest, RunResult, ToolCall  # noqa: F401
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbplayground' has no attribute {name!r}")
+    mod = importlib.import_module(module)
+    value = mod if name == "errors" else getattr(mod, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,1 @@
+"""The engine: templates, providers, runs. Knows nothing of Jupyter or storage."""

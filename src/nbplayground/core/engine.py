@@ -1,0 +1,627 @@
+"""How a run happens and ends: streaming, stop, retries, tools, structured output, usage, cost, timing.
+
+All provider I/O runs on one background asyncio loop (a daemon thread), so that a Jupyter kernel (which
+already runs its own loop), plain scripts and asyncio code can all use the same engine, and so that the
+caller's thread stays free: a ``RunHandle`` can be iterated synchronously or asynchronously, and
+``stop()`` from any thread cancels the request and closes its HTTP connection at once.
+
+Core never imports storage: a finished run is handed to the ``on_done`` callback the surface wires up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from nbplayground.core import errors as E
+from nbplayground.core import providers
+from nbplayground.core.tools import execute
+from nbplayground.core.types import (
+    Event,
+    MediaOutput,
+    ProviderCall,
+    RunRequest,
+    RunResult,
+    ToolCall,
+)
+
+OnDone = Callable[[RunResult], None]
+
+#: Backoff settings: first retry after ~BASE s, doubling, jittered, capped; Retry-After is honoured
+#: up to MAX_RETRY_AFTER s (a longer wait fails the run with a message saying how long was asked).
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 20.0
+MAX_RETRY_AFTER = 60.0
+
+
+# --------------------------------------------------------------------------------------------------
+# The background loop
+# --------------------------------------------------------------------------------------------------
+class _Loop:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = 0
+
+    def get(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is not None and self._pid == os.getpid():
+            return loop
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():
+                ready = threading.Event()
+                new_loop = asyncio.new_event_loop()
+
+                def runner() -> None:
+                    asyncio.set_event_loop(new_loop)
+                    ready.set()
+                    new_loop.run_forever()
+
+                threading.Thread(target=runner, name="nbplayground-engine", daemon=True).start()
+                ready.wait()
+                self._loop, self._pid = new_loop, os.getpid()
+            return self._loop
+
+
+_engine_loop = _Loop()
+
+
+def engine_loop() -> asyncio.AbstractEventLoop:
+    """The engine's background event loop (started on first use)."""
+    return _engine_loop.get()
+
+
+def backoff_delay(attempt: int, retry_after: float | None) -> float:
+    """Seconds to wait before retry number ``attempt`` (1-based): jittered exponential, >= Retry-After."""
+    delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+# --------------------------------------------------------------------------------------------------
+# RunHandle
+# --------------------------------------------------------------------------------------------------
+class RunHandle:
+    """A run (or a compare of 1-4 targets) in progress.
+
+    Iterate it (``for ev in h`` or ``async for ev in h``) to receive :class:`Event` objects as they
+    happen; every consumer sees every event from the start. ``stop()`` ends it within milliseconds and
+    keeps the partial text; ``result()`` / ``results()`` wait for the end.
+    """
+
+    def __init__(self, requests: list[RunRequest], on_done: OnDone | None = None) -> None:
+        if not requests:
+            raise ValueError("a run needs at least one target")
+        self.requests = requests
+        self.group_id = requests[0].group_id
+        self._on_done = on_done
+        self._events: list[Event] = []
+        self._cond = threading.Condition()
+        self._results: list[RunResult | None] = [None] * len(requests)
+        self._remaining = len(requests)
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._tasks: list[asyncio.Task[RunResult]] = []
+        self._stop_requested = False
+        self._loop = engine_loop()
+        self._started = concurrent.futures.Future[None]()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop)
+
+    # -- engine side ------------------------------------------------------------------------------
+    async def _start(self) -> None:
+        runner = _Runner(self)
+        self._tasks = []
+        for req in self.requests:
+            task = asyncio.create_task(runner.execute(req))
+            task.add_done_callback(lambda t, req=req: self._ensure_done(t, req))
+            self._tasks.append(task)
+        if self._stop_requested:
+            for task in self._tasks:
+                task.cancel()
+        self._started.set_result(None)
+
+    def _ensure_done(self, task: asyncio.Task[RunResult], req: RunRequest) -> None:
+        """A task cancelled before it began never reached its own handler: end it as 'stopped'."""
+        if self._results[req.target_index] is not None:
+            return
+        failed = None if task.cancelled() else task.exception()
+        result = RunResult(
+            id=req.run_id, model=req.model, kind=req.kind, surface=req.surface, messages=req.messages,
+            variables=req.variables, thread_id=req.thread_id, parent_id=req.parent_id, group_id=req.group_id,
+            target_index=req.target_index, status="error" if failed else "stopped",
+            error=f"Unexpected {type(failed).__name__}: {failed}" if failed else None,
+        )  # fmt: skip
+        if self._on_done is not None:
+            try:
+                self._on_done(result)
+            except Exception:
+                pass
+        self._emit(Event("done", req.target_index, req.run_id, result=result))
+
+    def _emit(self, event: Event) -> None:
+        with self._cond:
+            self._events.append(event)
+            if event.type == "done" and event.result is not None:
+                self._results[event.target] = event.result
+                self._remaining -= 1
+            self._cond.notify_all()
+            waiters, self._waiters = self._waiters, []
+        for loop, fut in waiters:
+            loop.call_soon_threadsafe(_wake, fut)
+
+    # -- caller side ------------------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        """True once every target has finished."""
+        return self._remaining == 0
+
+    @property
+    def run_ids(self) -> list[str]:
+        """The run id of each target, in target order."""
+        return [r.run_id for r in self.requests]
+
+    def stop(self) -> None:
+        """Stop every target now: cancel the requests, close their connections, keep partial text."""
+        self._stop_requested = True
+
+        def cancel() -> None:
+            for task in self._tasks:
+                task.cancel()
+
+        self._loop.call_soon_threadsafe(cancel)
+
+    def __iter__(self) -> Iterator[Event]:
+        index = 0
+        while True:
+            with self._cond:
+                while index >= len(self._events) and self._remaining:
+                    self._cond.wait(0.5)
+                batch = self._events[index:]
+                finished = not self._remaining
+            index += len(batch)
+            yield from batch
+            if finished and index >= len(self._events):
+                return
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        index = 0
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._cond:
+                batch = self._events[index:]
+                finished = not self._remaining
+                fut: asyncio.Future[None] | None = None
+                if not batch and not finished:
+                    fut = loop.create_future()
+                    self._waiters.append((loop, fut))
+            if fut is not None:
+                try:
+                    await fut
+                except asyncio.CancelledError:
+                    self.stop()
+                    raise
+                continue
+            index += len(batch)
+            for ev in batch:
+                yield ev
+            if finished and index >= len(self._events):
+                return
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every target ends (True) or the timeout passes (False).
+
+        A KeyboardInterrupt while waiting stops the run (partial text kept, status 'stopped') and is
+        re-raised once the stopped result is recorded.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            with self._cond:
+                while self._remaining:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return False
+                    self._cond.wait(0.25 if left is None else min(left, 0.25))
+        except KeyboardInterrupt:
+            self.stop()
+            with self._cond:
+                end = time.monotonic() + 2.0
+                while self._remaining and time.monotonic() < end:
+                    self._cond.wait(0.05)
+            raise
+        return True
+
+    def results(self, timeout: float | None = None) -> list[RunResult]:
+        """Wait and return one RunResult per target (in target order)."""
+        if not self.wait(timeout):
+            raise TimeoutError(f"run did not finish within {timeout} s")
+        return [r for r in self._results if r is not None]
+
+    def result(self, timeout: float | None = None) -> RunResult:
+        """Wait and return the RunResult (the first target's, for compares)."""
+        return self.results(timeout)[0]
+
+    def __await__(self) -> Any:
+        async def _wait() -> list[RunResult]:
+            async for _ in self:
+                pass
+            return [r for r in self._results if r is not None]
+
+        results = yield from _wait().__await__()
+        return results[0] if len(results) == 1 else results
+
+    @property
+    def events(self) -> list[Event]:
+        """Every event so far (a copy)."""
+        with self._cond:
+            return list(self._events)
+
+    def __repr__(self) -> str:
+        state = "done" if self.done else "running"
+        return f"RunHandle({len(self.requests)} target(s), {state}, run_ids={[i[:8] for i in self.run_ids]})"
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Running one target
+# --------------------------------------------------------------------------------------------------
+class _State:
+    __slots__ = ("done_text", "first_token_at", "parts", "started_at")
+
+    def __init__(self) -> None:
+        self.started_at = time.perf_counter()
+        self.first_token_at: float | None = None
+        self.done_text = ""  # text of finished tool rounds
+        self.parts: list[str] = []  # text of the current round
+
+    @property
+    def text(self) -> str:
+        return self.done_text + "".join(self.parts)
+
+
+class _Runner:
+    def __init__(self, handle: RunHandle) -> None:
+        self.handle = handle
+
+    async def execute(self, req: RunRequest) -> RunResult:
+        emit = self.handle._emit
+        target = req.target_index
+        state = _State()
+        result = RunResult(
+            id=req.run_id, model=req.model, kind=req.kind, surface=req.surface, messages=req.messages,
+            variables=req.variables, template=_template_info(req), prompt_ref=req.prompt_ref,
+            thread_id=req.thread_id, parent_id=req.parent_id, group_id=req.group_id, target_index=target,
+        )  # fmt: skip
+        result.params = {k: v for k, v in req.params.items() if k not in providers.CALL_OPTIONS}
+        emit(Event("start", target, req.run_id))
+        rm: providers.ResolvedModel | None = None
+        try:
+            rm = providers.resolve(req.model)
+            result.provider = rm.provider
+            send, options = providers.split_params(rm, req.params)
+            result.params = dict(send)
+            call = ProviderCall(
+                model=rm.model, provider=rm.provider, messages=list(req.messages), params=send,
+                tools=req.tools, response_format=_schema_of(req.response_format), kind=req.kind,
+                input=req.input, api_base=options.get("api_base") or options.get("base_url") or rm.api_base,
+                api_key=providers.api_key_for(rm, options), timeout=options.get("timeout"),
+                litellm_model=rm.litellm_model, transport=rm.transport,
+            )  # fmt: skip
+            if options.get("extra_headers"):
+                call.params = {**send, "extra_headers": options["extra_headers"]}
+            if req.kind == "chat":
+                await self._chat(req, call, rm, result, state)
+            else:
+                await self._media(req, call, rm, result, state)
+            result.status = "ok"
+        except asyncio.CancelledError:
+            result.status = "stopped"
+            result.error = None
+        except E.NBPlaygroundError as exc:
+            result.status = "error"
+            result.error = providers.redact(_with_partial_note(str(exc), state))
+            result.error_type = type(exc).__name__
+        except Exception as exc:  # a bug or an unexpected library error: report, never crash the loop
+            result.status = "error"
+            result.error = providers.redact(f"Unexpected {type(exc).__name__}: {exc}")
+            result.error_type = type(exc).__name__
+        if req.kind == "chat" or result.status != "ok":
+            result.text = state.text if req.kind == "chat" else result.text
+        end = time.perf_counter()
+        result.latency_ms = round((end - state.started_at) * 1000, 3)
+        if state.first_token_at is not None:
+            result.ttft_ms = round((state.first_token_at - state.started_at) * 1000, 3)
+        if rm is not None:
+            result.cost_usd = rm.price(result.tokens_in, result.tokens_out)
+        if self.handle._on_done is not None:
+            try:
+                self.handle._on_done(result)
+            except Exception as exc:  # storage must never break a run
+                import warnings
+
+                warnings.warn(f"nbplayground: could not hand the run to storage: {exc}", stacklevel=1)
+        if result.status == "error":
+            emit(Event("error", target, req.run_id, error=result.error, result=result))
+        emit(Event("done", target, req.run_id, result=result))
+        return result
+
+    # -- chat -------------------------------------------------------------------------------------
+    async def _chat(
+        self,
+        req: RunRequest,
+        call: ProviderCall,
+        rm: providers.ResolvedModel,
+        result: RunResult,
+        state: _State,
+    ) -> None:
+        for round_no in range(req.max_tool_rounds + 1):
+            calls, finish, usage_in, usage_out = await self._stream_with_retries(req, call, state, result)
+            _add_usage(result, usage_in, usage_out)
+            result.finish_reason = finish
+            if not calls:
+                break
+            result.tool_calls.extend(calls)
+            for tc in calls:
+                self.handle._emit(Event("tool_call", req.target_index, req.run_id, tool_call=tc))
+            if req.tool_mode == "manual" or not req.tool_functions:
+                break
+            if round_no == req.max_tool_rounds:
+                raise E.ProviderError(
+                    f"The model kept calling tools after {req.max_tool_rounds} rounds; raise max_tool_rounds "
+                    "or check the tools' results."
+                )
+            round_text = "".join(state.parts)
+            state.done_text += round_text
+            state.parts = []
+            assistant = {
+                "role": "assistant",
+                "content": round_text or None,
+                "tool_calls": [
+                    {
+                        "id": tc.id,
+                        "type": "function",
+                        "function": {"name": tc.name, "arguments": tc.arguments},
+                    }
+                    for tc in calls
+                ],
+            }
+            tool_messages = []
+            for tc in calls:
+                content = await execute(tc, req.tool_functions)
+                tool_messages.append({"role": "tool", "tool_call_id": tc.id, "content": content})
+                self.handle._emit(Event("tool_result", req.target_index, req.run_id, tool_call=tc))
+            call.messages = [*call.messages, assistant, *tool_messages]
+        if req.response_format is not None and result.finish_reason != "tool_calls":
+            result.data = parse_structured(state.text, req.response_format)
+
+    async def _stream_with_retries(
+        self, req: RunRequest, call: ProviderCall, state: _State, result: RunResult
+    ) -> tuple[list[ToolCall], str | None, int | None, int | None]:
+        stream = _transport(call)
+        emit = self.handle._emit
+        target, run_id = req.target_index, req.run_id
+        attempt = 0
+        while True:
+            attempt += 1
+            result.attempts = max(result.attempts, attempt)
+            pending: dict[int, ToolCall] = {}
+            finish: str | None = None
+            tokens_in = tokens_out = None
+            output_began = False
+            parts = state.parts
+            try:
+                async for chunk in stream(call):
+                    text = chunk.text
+                    if text:
+                        if state.first_token_at is None:
+                            state.first_token_at = time.perf_counter()
+                        parts.append(text)
+                        output_began = True
+                        emit(Event("delta", target, run_id, text=text))
+                    if chunk.tool_calls:
+                        output_began = True
+                        if state.first_token_at is None:
+                            state.first_token_at = time.perf_counter()
+                        _merge_tool_calls(pending, chunk.tool_calls)
+                    if chunk.usage is not None:
+                        tokens_in, tokens_out = chunk.usage.tokens_in, chunk.usage.tokens_out
+                        emit(Event("usage", target, run_id, usage=chunk.usage))
+                    if chunk.finish_reason:
+                        finish = chunk.finish_reason
+                if finish is None:
+                    raise E.StreamError(
+                        "The stream ended before the model finished (no finish reason): the answer is incomplete."
+                    )
+                calls = [pending[i] for i in sorted(pending)]
+                for i, tc in enumerate(calls):
+                    if not tc.id:
+                        tc.id = f"call_{run_id[:8]}_{i}"
+                return calls, finish, tokens_in, tokens_out
+            except E.NBPlaygroundError as exc:
+                if not exc.retryable or attempt >= req.max_attempts:
+                    raise
+                if output_began and not req.retry_after_output:
+                    raise
+                if exc.retry_after is not None and exc.retry_after > MAX_RETRY_AFTER:
+                    raise
+                if output_began:  # retrying after output was shown: tell consumers to start over
+                    del parts[:]
+                    emit(Event("start", target, run_id, text=f"retry {attempt + 1}"))
+                await asyncio.sleep(backoff_delay(attempt, exc.retry_after))
+
+    # -- media ------------------------------------------------------------------------------------
+    async def _media(
+        self,
+        req: RunRequest,
+        call: ProviderCall,
+        rm: providers.ResolvedModel,
+        result: RunResult,
+        state: _State,
+    ) -> None:
+        if call.input is None and req.kind == "transcription":
+            raise E.BadParameterError("A transcription needs input= (audio bytes, a file path or a Media).")
+        attempt = 0
+        while True:
+            attempt += 1
+            result.attempts = attempt
+            try:
+                out = await _generate(call)
+                break
+            except E.NBPlaygroundError as exc:
+                if not exc.retryable or attempt >= req.max_attempts:
+                    raise
+                await asyncio.sleep(backoff_delay(attempt, exc.retry_after))
+        state.first_token_at = time.perf_counter()
+        if out.media is not None:
+            result.media.append(out.media)
+        if req.kind == "transcription":
+            result.text = out.text
+        elif req.kind == "image":
+            result.text = (out.media.revised_prompt if out.media else None) or out.text or ""
+        else:
+            result.text = out.text or (call.input if isinstance(call.input, str) else "")
+        if result.text:
+            self.handle._emit(Event("delta", req.target_index, req.run_id, text=result.text))
+        if out.usage is not None:
+            _add_usage(result, out.usage.tokens_in, out.usage.tokens_out)
+        result.finish_reason = "stop"
+
+
+def _transport(call: ProviderCall) -> Callable[[ProviderCall], AsyncIterator[Any]]:
+    if call.provider == "mock":
+        from nbplayground.core import mock
+
+        return mock.stream_chat
+    if call.transport == "native":
+        from nbplayground.core import openai_compat
+
+        return openai_compat.stream_chat
+    from nbplayground.core import litellm_transport
+
+    return litellm_transport.stream_chat
+
+
+async def _generate(call: ProviderCall) -> MediaOutput:
+    if call.provider == "mock":
+        from nbplayground.core import mock
+
+        try:
+            return await mock.generate(call)
+        except mock.MockModelError as exc:
+            raise E.BadParameterError(str(exc)) from None
+    from nbplayground.core import litellm_transport
+
+    return await litellm_transport.generate(call)
+
+
+def _merge_tool_calls(pending: dict[int, ToolCall], deltas: list[Any]) -> None:
+    for d in deltas:
+        tc = pending.get(d.index)
+        if tc is None:
+            pending[d.index] = ToolCall(id=d.id or "", name=d.name or "", arguments=d.arguments or "")
+            continue
+        if d.id and not tc.id:
+            tc.id = d.id
+        if d.name and not tc.name:
+            tc.name = d.name
+        if d.arguments:
+            tc.arguments += d.arguments
+
+
+def _add_usage(result: RunResult, tokens_in: int | None, tokens_out: int | None) -> None:
+    if tokens_in is not None:
+        result.tokens_in = (result.tokens_in or 0) + tokens_in
+    if tokens_out is not None:
+        result.tokens_out = (result.tokens_out or 0) + tokens_out
+
+
+def _with_partial_note(message: str, state: _State) -> str:
+    if state.text and "incomplete" not in message:
+        return f"{message} The partial text is kept."
+    return message
+
+
+def _schema_of(response_format: Any) -> dict[str, Any] | None:
+    if response_format is None:
+        return None
+    if isinstance(response_format, dict):
+        return response_format
+    if hasattr(response_format, "model_json_schema"):
+        return response_format.model_json_schema()
+    raise E.BadParameterError(
+        f"response_format must be a pydantic model class or a JSON schema dict, got {type(response_format).__name__}."
+    )
+
+
+def _template_info(req: RunRequest) -> dict[str, Any] | None:
+    info: dict[str, Any] = {}
+    if req.template_messages is not None:
+        info["messages"] = req.template_messages
+    if req.tools:
+        info["tools"] = req.tools
+    if req.response_format is not None:
+        try:
+            info["response_format"] = _schema_of(req.response_format)
+        except E.NBPlaygroundError:
+            pass
+    if req.tool_mode != "auto":
+        info["tool_mode"] = req.tool_mode
+    if isinstance(req.input, str) and req.kind != "transcription":
+        info["input"] = req.input
+    return info or None
+
+
+def _strip_fences(text: str) -> str:
+    stripped = text.strip()
+    if stripped.startswith("```"):
+        first_nl = stripped.find("\n")
+        if first_nl != -1 and stripped.endswith("```"):
+            return stripped[first_nl + 1 : -3].strip()
+    return stripped
+
+
+def parse_structured(text: str, response_format: Any) -> Any:
+    """Parse the model's text for a pydantic model or JSON schema; clear error when it does not fit."""
+    raw = _strip_fences(text)
+    name = getattr(response_format, "__name__", None) or (
+        response_format.get("title", "the schema") if isinstance(response_format, dict) else "the schema"
+    )
+    if hasattr(response_format, "model_validate_json"):
+        from pydantic import ValidationError
+
+        try:
+            return response_format.model_validate_json(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
+                for err in exc.errors()[:3]
+            )
+            raise E.StructuredOutputError(
+                f"The output does not match {name}: {problems}. The raw text is kept in .text."
+            ) from None
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise E.StructuredOutputError(
+            f"The output is not valid JSON for {name} ({exc.msg} at char {exc.pos}). The raw text is kept in .text."
+        ) from None
+    schema = response_format.get("schema", response_format) if isinstance(response_format, dict) else {}
+    if isinstance(schema, dict) and schema.get("type") == "object":
+        if not isinstance(value, dict):
+            raise E.StructuredOutputError(f"The output is not a JSON object as {name} requires.")
+        missing = [k for k in schema.get("required", []) if k not in value]
+        if missing:
+            raise E.StructuredOutputError(
+                f"The output lacks required field(s) {', '.join(missing)} of {name}. The raw text is kept in .text."
+            )
+    return value

@@ -1,0 +1,212 @@
+"""Providers through litellm: chat streaming for non-OpenAI wire formats, and every media kind.
+
+litellm is imported on first use only (it takes seconds), with ``LITELLM_LOCAL_MODEL_COST_MAP`` set so it
+never fetches its price map from the network. nbplayground owns retries, so litellm's are turned off.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from nbplayground.core.errormap import from_litellm
+from nbplayground.core.errors import NBPlaygroundError, StreamError
+from nbplayground.core.types import Media, MediaOutput, ProviderCall, ProviderChunk, ToolCallDelta, Usage
+
+_import_lock = threading.Lock()
+_litellm: Any = None
+
+
+def get_litellm() -> Any:
+    """Import and quieten litellm once."""
+    global _litellm
+    if _litellm is None:
+        with _import_lock:
+            if _litellm is None:
+                os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+                import logging
+
+                import litellm
+
+                litellm.suppress_debug_info = True
+                litellm.telemetry = False
+                litellm.drop_params = True
+                for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm", "httpx"):
+                    logging.getLogger(name).setLevel(logging.WARNING)
+                _litellm = litellm
+    return _litellm
+
+
+def _kwargs(call: ProviderCall) -> dict[str, Any]:
+    params = dict(call.params)
+    params.pop("mock_delay_ms", None)
+    kw: dict[str, Any] = {"model": call.litellm_model or f"{call.provider}/{call.model}", **params}
+    if call.api_base:
+        kw["api_base"] = call.api_base
+    if call.api_key:
+        kw["api_key"] = call.api_key
+    if call.timeout:
+        kw["timeout"] = call.timeout
+    kw["num_retries"] = 0
+    kw["max_retries"] = 0
+    return kw
+
+
+async def stream_chat(call: ProviderCall) -> AsyncIterator[ProviderChunk]:
+    """Stream a chat completion through ``litellm.acompletion(stream=True)``."""
+    litellm = get_litellm()
+    kw = _kwargs(call)
+    kw.update(messages=call.messages, stream=True, stream_options={"include_usage": True})
+    if call.tools:
+        kw["tools"] = call.tools
+    if call.response_format:
+        from nbplayground.core.openai_compat import json_schema_format
+
+        kw["response_format"] = json_schema_format(call.response_format)
+    try:
+        response = await litellm.acompletion(**kw)
+    except Exception as exc:
+        raise from_litellm(exc, call) from None
+    try:
+        async for chunk in response:
+            out = _chunk(chunk)
+            if out is not None:
+                yield out
+    except NBPlaygroundError:
+        raise
+    except Exception as exc:
+        mapped = from_litellm(exc, call)
+        raise mapped from None
+    finally:
+        close = getattr(response, "aclose", None)
+        if close is not None:
+            try:
+                await close()
+            except Exception:
+                pass
+
+
+def _chunk(chunk: Any) -> ProviderChunk | None:
+    choices = getattr(chunk, "choices", None) or []
+    usage = getattr(chunk, "usage", None)
+    out: ProviderChunk | None = None
+    if choices:
+        choice = choices[0]
+        delta = getattr(choice, "delta", None)
+        text = (getattr(delta, "content", None) or "") if delta is not None else ""
+        finish = getattr(choice, "finish_reason", None)
+        calls = None
+        raw_calls = getattr(delta, "tool_calls", None) if delta is not None else None
+        if raw_calls:
+            calls = []
+            for tc in raw_calls:
+                fn = getattr(tc, "function", None)
+                calls.append(
+                    ToolCallDelta(
+                        index=getattr(tc, "index", 0) or 0,
+                        id=getattr(tc, "id", None),
+                        name=getattr(fn, "name", None) if fn is not None else None,
+                        arguments=(getattr(fn, "arguments", None) or "") if fn is not None else "",
+                    )
+                )
+        if text or finish or calls:
+            out = ProviderChunk(text=text, tool_calls=calls, finish_reason=finish)
+    if usage:
+        u = Usage(
+            tokens_in=getattr(usage, "prompt_tokens", None),
+            tokens_out=getattr(usage, "completion_tokens", None),
+        )
+        if out is None:
+            out = ProviderChunk(usage=u)
+        else:
+            out.usage = u
+    return out
+
+
+async def generate(call: ProviderCall) -> MediaOutput:
+    """Image generation, text-to-speech or transcription through litellm."""
+    litellm = get_litellm()
+    kw = _kwargs(call)
+    try:
+        if call.kind == "image":
+            resp = await litellm.aimage_generation(prompt=_text_input(call), **kw)
+            item = resp.data[0]
+            data, mime = await _image_bytes(item)
+            revised = getattr(item, "revised_prompt", None)
+            return MediaOutput(
+                media=Media(mime=mime, data=data, params=dict(call.params), revised_prompt=revised)
+            )
+        if call.kind == "speech":
+            params = dict(call.params)
+            kw.setdefault("voice", params.get("voice", "alloy"))
+            resp = await litellm.aspeech(input=_text_input(call), **kw)
+            data = resp.content if hasattr(resp, "content") else await resp.aread()
+            fmt = params.get("response_format_audio") or "mp3"
+            mime = "audio/wav" if data[:4] == b"RIFF" else f"audio/{'mpeg' if fmt == 'mp3' else fmt}"
+            return MediaOutput(media=Media(mime=mime, data=data, params=params))
+        if call.kind == "transcription":
+            name, data = _audio_input(call.input)
+            resp = await litellm.atranscription(file=(name, data), **kw)
+            return MediaOutput(text=getattr(resp, "text", "") or "")
+    except NBPlaygroundError:
+        raise
+    except Exception as exc:
+        raise from_litellm(exc, call) from None
+    raise StreamError(f"Unsupported kind {call.kind!r}.")
+
+
+def _text_input(call: ProviderCall) -> str:
+    if isinstance(call.input, str):
+        return call.input
+    for msg in reversed(call.messages):
+        if msg.get("role") == "user" and isinstance(msg.get("content"), str):
+            return msg["content"]
+    return ""
+
+
+def _audio_input(value: Any) -> tuple[str, bytes]:
+    if isinstance(value, bytes | bytearray):
+        return "audio.wav", bytes(value)
+    if isinstance(value, Media):
+        return "audio." + value.mime.split("/")[-1], value.data
+    path = Path(str(value))
+    return path.name, path.read_bytes()
+
+
+def image_mime(data: bytes, fallback: str = "image/png") -> str:
+    """The image type from its first bytes."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if data.lstrip()[:4] == b"<svg" or data.lstrip()[:5] == b"<?xml":
+        return "image/svg+xml"
+    return fallback
+
+
+async def _image_bytes(item: Any) -> tuple[bytes, str]:
+    import base64
+
+    b64 = getattr(item, "b64_json", None)
+    if b64:
+        data = base64.b64decode(b64)
+        return data, image_mime(data)
+    url = getattr(item, "url", None)
+    if not url:
+        raise StreamError("The provider returned an image with neither data nor URL.")
+    if url.startswith("data:"):
+        header, _, payload = url.partition(",")
+        data = base64.b64decode(payload) if header.endswith(";base64") else payload.encode()
+        return data, header[5:].split(";")[0] or image_mime(data)
+    from nbplayground.core.openai_compat import _client
+
+    resp = await _client().get(url)
+    resp.raise_for_status()
+    return resp.content, resp.headers.get("content-type", "").split(";")[0] or image_mime(resp.content)

@@ -1,0 +1,349 @@
+"""Model resolution, API keys, prices and secret redaction.
+
+A model string becomes a :class:`ResolvedModel`: which provider, which transport, which endpoint, which
+env var holds the key and what a token costs. Nothing here imports litellm: the price table and the
+list of known models come from the JSON cost map that ships inside the litellm package, read directly
+(``LITELLM_LOCAL_MODEL_COST_MAP`` semantics, no network, ~20 ms once).
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib.util
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nbplayground import config
+from nbplayground.core.errors import BadParameterError, MissingKeyError, UnknownModelError
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+#: Default env var holding the key of each provider (litellm's names).
+PROVIDER_KEY_ENV: dict[str, str] = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
+    "groq": "GROQ_API_KEY",
+    "cohere": "COHERE_API_KEY",
+    "cohere_chat": "COHERE_API_KEY",
+    "together_ai": "TOGETHERAI_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY",
+    "xai": "XAI_API_KEY",
+    "perplexity": "PERPLEXITYAI_API_KEY",
+    "openrouter": "OPENROUTER_API_KEY",
+    "fireworks_ai": "FIREWORKS_AI_API_KEY",
+    "deepinfra": "DEEPINFRA_API_KEY",
+    "azure": "AZURE_API_KEY",
+    "ai21": "AI21_API_KEY",
+    "huggingface": "HF_TOKEN",
+    "replicate": "REPLICATE_API_KEY",
+    "cerebras": "CEREBRAS_API_KEY",
+    "nvidia_nim": "NVIDIA_NIM_API_KEY",
+    "voyage": "VOYAGE_API_KEY",
+}
+#: Providers that run locally or authenticate another way (cloud credentials): no key check.
+KEYLESS_PROVIDERS = {"mock", "ollama", "ollama_chat", "lm_studio", "hosted_vllm", "vllm", "llamafile",
+                     "bedrock", "bedrock_converse", "vertex_ai", "sagemaker"}  # fmt: skip
+#: Providers that speak the OpenAI chat-completions wire format: nbplayground streams them natively.
+OPENAI_WIRE = {"openai", "custom_openai", "hosted_vllm", "lm_studio", "llamafile", "deepseek", "groq",
+               "together_ai", "xai", "fireworks_ai", "deepinfra", "perplexity", "openrouter", "mistral",
+               "cerebras", "nvidia_nim"}  # fmt: skip
+DEFAULT_API_BASE = {
+    "openai": "https://api.openai.com/v1",
+    "deepseek": "https://api.deepseek.com/v1",
+    "groq": "https://api.groq.com/openai/v1",
+    "together_ai": "https://api.together.xyz/v1",
+    "xai": "https://api.x.ai/v1",
+    "fireworks_ai": "https://api.fireworks.ai/inference/v1",
+    "deepinfra": "https://api.deepinfra.com/v1/openai",
+    "perplexity": "https://api.perplexity.ai",
+    "openrouter": "https://openrouter.ai/api/v1",
+    "mistral": "https://api.mistral.ai/v1",
+    "cerebras": "https://api.cerebras.ai/v1",
+    "nvidia_nim": "https://integrate.api.nvidia.com/v1",
+}
+#: Per-call options litellm accepts in params. They reach the provider but are never stored.
+CALL_OPTIONS = {"api_key", "api_base", "base_url", "timeout", "extra_headers", "api_version", "organization"}
+#: Sampling and request parameters nbplayground knows; anything else is rejected with a suggestion.
+KNOWN_PARAMS = {
+    "temperature", "max_tokens", "max_completion_tokens", "top_p", "top_k", "stop", "seed",
+    "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "n", "user",
+    "tool_choice", "parallel_tool_calls", "reasoning_effort", "thinking", "extra_body", "metadata",
+    "response_format", "modalities", "audio", "prediction", "service_tier", "store", "verbosity",
+    "web_search_options", "safety_identifier", "prompt_cache_key",
+    # media kinds
+    "size", "quality", "style", "voice", "speed", "language", "instructions", "background",
+    "output_format", "response_format_audio", "temperature_audio", "prompt",
+    # mock provider knobs
+    "mock_delay_ms",
+}  # fmt: skip
+
+
+@functools.cache
+def cost_map() -> dict[str, dict[str, Any]]:
+    """litellm's bundled model price/context map, read without importing litellm."""
+    spec = importlib.util.find_spec("litellm")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    path = Path(next(iter(spec.submodule_search_locations))) / "model_prices_and_context_window_backup.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError:
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, dict) and k != "sample_spec"}
+
+
+@functools.cache
+def known_providers() -> frozenset[str]:
+    """Every provider named in the cost map plus the ones nbplayground knows itself."""
+    names = {str(v.get("litellm_provider")) for v in cost_map().values() if v.get("litellm_provider")}
+    return frozenset(names | set(PROVIDER_KEY_ENV) | KEYLESS_PROVIDERS | OPENAI_WIRE)
+
+
+@dataclass(slots=True)
+class ResolvedModel:
+    """Where and how a model string will be run."""
+
+    name: str  # what the user wrote (alias or custom name included)
+    provider: str
+    model: str  # the provider's own model name
+    litellm_model: str  # "provider/model"
+    transport: str  # "mock" | "native" | "litellm"
+    api_base: str | None = None
+    key_env: str | None = None
+    input_cost_per_token: float | None = None
+    output_cost_per_token: float | None = None
+    default_params: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def price(self, tokens_in: int | None, tokens_out: int | None) -> float | None:
+        """USD for these tokens, or None when a needed price (or token count) is unknown."""
+        if tokens_in is None and tokens_out is None:
+            return None
+        total = 0.0
+        for count, rate in ((tokens_in, self.input_cost_per_token), (tokens_out, self.output_cost_per_token)):
+            if count:
+                if rate is None:
+                    return None
+                total += count * rate
+        return total
+
+
+def model_names() -> list[str]:
+    """Every model name the user could write: mock, configured, aliases and the cost map's chat models."""
+    from nbplayground.core import mock
+
+    s = config.settings()
+    names = [f"mock/{m}" for m in mock.MOCK_MODELS]
+    names += list(s.models) + list(s.aliases)
+    for key, info in cost_map().items():
+        provider = info.get("litellm_provider")
+        names.append(key if "/" in key or not provider else f"{provider}/{key}")
+    return names
+
+
+def suggestions(model: str, n: int = 3) -> list[str]:
+    """Close matches for a mistyped model name."""
+    candidates = model_names()
+    bare = {c.split("/", 1)[-1]: c for c in candidates}
+    out = difflib.get_close_matches(model, candidates, n=n, cutoff=0.6)
+    for m in difflib.get_close_matches(model.split("/", 1)[-1], list(bare), n=n, cutoff=0.75):
+        if bare[m] not in out:
+            out.append(bare[m])
+    return out[:n]
+
+
+def _transport_for(provider: str, requested: str = "auto") -> str:
+    if provider == "mock":
+        return "mock"
+    if requested != "auto":
+        return requested
+    forced = os.environ.get("NBPLAYGROUND_TRANSPORT", "").strip().lower()
+    if forced in ("native", "litellm"):
+        return "native" if forced == "native" and provider in OPENAI_WIRE else "litellm"
+    return "native" if provider in OPENAI_WIRE else "litellm"
+
+
+def resolve(model: str | None) -> ResolvedModel:
+    """Turn what the user wrote into a :class:`ResolvedModel` (aliases, custom models, mock, litellm)."""
+    s = config.settings()
+    name = (model or s.default_model or config.DEFAULT_MODEL).strip()
+    if not name:
+        raise UnknownModelError("", suggestions=["mock/echo", "mock/lorem"])
+    seen = {name}
+    target = name
+    while target in s.aliases:  # aliases may point at custom models or other aliases
+        target = s.aliases[target]
+        if target in seen:
+            raise UnknownModelError(name, detail="alias loop")
+        seen.add(target)
+    custom = s.models.get(target)
+    if custom is not None:
+        rm = _resolve_plain(custom.model, allow_unknown=True)
+        rm.name = name
+        if custom.api_base:
+            rm.api_base = custom.api_base
+        if custom.api_key_env:
+            rm.key_env = custom.api_key_env
+        elif custom.api_base:
+            rm.key_env = None  # a dedicated endpoint without a named key: none needed
+        if custom.input_cost_per_token is not None:
+            rm.input_cost_per_token = custom.input_cost_per_token
+        if custom.output_cost_per_token is not None:
+            rm.output_cost_per_token = custom.output_cost_per_token
+        rm.default_params = dict(custom.params)
+        rm.transport = _transport_for(rm.provider, custom.transport)
+        return rm
+    rm = _resolve_plain(target, allow_unknown=False)
+    rm.name = name
+    return rm
+
+
+def _resolve_plain(model: str, allow_unknown: bool) -> ResolvedModel:
+    cmap = cost_map()
+    if model.startswith("mock/"):
+        from nbplayground.core import mock
+
+        short = model.split("/", 1)[1]
+        if short not in mock.MOCK_MODELS:
+            raise UnknownModelError(model, suggestions(model), detail="not a mock model")
+        return ResolvedModel(
+            name=model, provider="mock", model=short, litellm_model=model, transport="mock",
+            input_cost_per_token=mock.INPUT_COST_PER_TOKEN, output_cost_per_token=mock.OUTPUT_COST_PER_TOKEN,
+        )  # fmt: skip
+    provider, _, rest = model.partition("/")
+    if rest and provider in known_providers():
+        info = cmap.get(model) or cmap.get(rest) or {}
+        if info.get("litellm_provider") not in (None, provider) and model not in cmap:
+            info = {}
+    else:
+        info = cmap.get(model, {})
+        provider = str(info.get("litellm_provider") or "")
+        rest = model
+        if not provider:
+            if allow_unknown:
+                provider = "openai"
+            else:
+                raise UnknownModelError(model, suggestions(model))
+    return ResolvedModel(
+        name=model,
+        provider=provider,
+        model=rest,
+        litellm_model=f"{provider}/{rest}",
+        transport=_transport_for(provider),
+        api_base=None,
+        key_env=None
+        if provider in KEYLESS_PROVIDERS
+        else PROVIDER_KEY_ENV.get(provider, f"{provider.upper()}_API_KEY"),
+        input_cost_per_token=info.get("input_cost_per_token"),
+        output_cost_per_token=info.get("output_cost_per_token"),
+        info=info,
+    )
+
+
+def api_key_for(rm: ResolvedModel, params: dict[str, Any]) -> str | None:
+    """The key to send: ``params['api_key']`` (per call), else the model's env var. Raises when missing."""
+    explicit = params.get("api_key")
+    if explicit:
+        remember_secret(str(explicit))
+        return str(explicit)
+    if rm.key_env is None:
+        return None
+    value = os.environ.get(rm.key_env)
+    if not value:
+        raise MissingKeyError(rm.provider, rm.key_env)
+    remember_secret(value)
+    return value
+
+
+def key_status(rm: ResolvedModel) -> str:
+    """'set', 'missing' or 'not needed' — never the key itself."""
+    if rm.key_env is None:
+        return "not needed"
+    return "set" if os.environ.get(rm.key_env) else "missing"
+
+
+def split_params(rm: ResolvedModel, params: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Validate params; return (sampling params to send and store, per-call options never stored)."""
+    merged = {**rm.default_params, **(params or {})}
+    options = {k: merged.pop(k) for k in list(merged) if k in CALL_OPTIONS}
+    for key, value in merged.items():
+        if key not in KNOWN_PARAMS:
+            close = difflib.get_close_matches(key, sorted(KNOWN_PARAMS | CALL_OPTIONS), n=1, cutoff=0.7)
+            hint = (
+                f" Did you mean {close[0]!r}?" if close else " Pass provider-specific fields in extra_body."
+            )
+            raise BadParameterError(f"Unknown parameter {key!r}.{hint}")
+        _check_param(key, value)
+    if "timeout" in options:
+        _check_number("timeout", options["timeout"], low=0, exclusive=True)
+    return merged, options
+
+
+def _check_number(
+    key: str, value: Any, low: float | None = None, high: float | None = None, exclusive: bool = False
+) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadParameterError(f"Parameter {key} must be a number, got {value!r}.")
+    if low is not None and (value <= low if exclusive else value < low):
+        raise BadParameterError(f"Parameter {key} must be {'>' if exclusive else '>='} {low}, got {value!r}.")
+    if high is not None and value > high:
+        raise BadParameterError(f"Parameter {key} must be <= {high}, got {value!r}.")
+
+
+def _check_param(key: str, value: Any) -> None:
+    if key == "temperature":
+        _check_number(key, value, 0, 2)
+    elif key == "top_p":
+        _check_number(key, value, 0, 1)
+    elif key in ("presence_penalty", "frequency_penalty"):
+        _check_number(key, value, -2, 2)
+    elif key in ("max_tokens", "max_completion_tokens", "n", "top_k", "seed", "top_logprobs"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadParameterError(f"Parameter {key} must be an integer, got {value!r}.")
+        if key != "seed" and value < (0 if key == "top_logprobs" else 1):
+            raise BadParameterError(f"Parameter {key} must be a positive integer, got {value!r}.")
+    elif key == "mock_delay_ms":
+        _check_number(key, value, 0)
+    elif key == "stop" and not (
+        value is None
+        or isinstance(value, str)
+        or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+    ):
+        raise BadParameterError(f"Parameter stop must be a string or a list of strings, got {value!r}.")
+
+
+# --------------------------------------------------------------------------------------------------
+# Secrets: anything that looks like, or is known to be, a key is scrubbed from every message we show.
+# --------------------------------------------------------------------------------------------------
+_secrets: set[str] = set()
+_SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)", re.IGNORECASE)
+_SECRET_PATTERNS = re.compile(
+    r"(sk-[A-Za-z0-9_\-]{6,}|(?i:bearer)\s+[A-Za-z0-9_\-.=]{8,}|AIza[0-9A-Za-z_\-]{20,}|"
+    r"(?i:api[_-]?key)[\"'=: ]+[A-Za-z0-9_\-]{8,})"
+)
+
+
+def remember_secret(value: str) -> None:
+    """Mark a value as secret so :func:`redact` scrubs it."""
+    if value and len(value) >= 6:
+        _secrets.add(value)
+
+
+def redact(text: str | None) -> str | None:
+    """Remove keys from a message: known secret values, secret-looking env values and key patterns."""
+    if not text:
+        return text
+    for name, value in os.environ.items():
+        if value and len(value) >= 8 and _SECRET_ENV.search(name) and value in text:
+            text = text.replace(value, "***")
+    for value in _secrets:
+        if value in text:
+            text = text.replace(value, "***")
+    return _SECRET_PATTERNS.sub(lambda m: m.group(0)[:3] + "***", text)

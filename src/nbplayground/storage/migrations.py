@@ -1,0 +1,94 @@
+"""Schema migrations: an append-only list of named steps, recorded in ``_migrations``.
+
+Never edit or reorder a step that has shipped: add a new one at the end.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_runs",
+        """
+        CREATE TABLE runs (
+            id VARCHAR PRIMARY KEY,
+            created_at TIMESTAMPTZ NOT NULL,
+            surface VARCHAR,
+            provider VARCHAR,
+            model VARCHAR,
+            kind VARCHAR,
+            status VARCHAR,
+            error VARCHAR,
+            error_type VARCHAR,
+            text VARCHAR,
+            data JSON,
+            tool_calls JSON,
+            media JSON,
+            messages JSON,
+            params JSON,
+            variables JSON,
+            template JSON,
+            prompt_ref VARCHAR,
+            tokens_in INTEGER,
+            tokens_out INTEGER,
+            cost_usd DOUBLE,
+            latency_ms DOUBLE,
+            ttft_ms DOUBLE,
+            finish_reason VARCHAR,
+            thread_id VARCHAR,
+            parent_id VARCHAR,
+            group_id VARCHAR,
+            target_index INTEGER,
+            attempts INTEGER
+        );
+        """,
+    ),
+    (
+        "0002_prompts",
+        """
+        CREATE TABLE prompts (
+            name VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            messages JSON NOT NULL,
+            model VARCHAR,
+            params JSON,
+            description VARCHAR,
+            content_hash VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (name, version)
+        );
+        CREATE TABLE prompt_labels (
+            name VARCHAR NOT NULL,
+            label VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (name, label)
+        );
+        """,
+    ),
+]
+
+
+def applied(con: Any) -> list[str]:
+    """Names of the migrations already applied to this database."""
+    con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)")
+    return [row[0] for row in con.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
+
+
+def migrate(con: Any, upto: int | None = None) -> list[str]:
+    """Apply the missing migrations (all, or the first ``upto``) in one transaction; return their names."""
+    done = set(applied(con))
+    todo = [(n, sql) for n, sql in MIGRATIONS[:upto] if n not in done]
+    if not todo:
+        return []
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for name, sql in todo:
+            con.execute(sql)
+            con.execute("INSERT INTO _migrations VALUES (?, now())", [name])
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return [n for n, _ in todo]

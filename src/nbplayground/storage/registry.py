@@ -1,0 +1,247 @@
+"""The versioned prompt registry, in the same DuckDB file as the history.
+
+A prompt is ``namespace/slug``; every save with different content is a new version (1, 2, ...);
+labels (``prod``, ``staging``) point at versions and move when a save names them. ``latest`` is
+implicit. References: ``ns/slug``, ``ns/slug@3``, ``ns/slug@prod``, ``ns/slug@latest``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import difflib
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from nbplayground.core.errors import BadParameterError, PromptNotFoundError
+from nbplayground.storage import db
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]*(/[a-z0-9][a-z0-9_.\-]*)+$")
+_LABEL = re.compile(r"^[a-z][a-z0-9_\-]*$")
+
+
+@dataclass
+class Prompt:
+    """One saved version of a prompt."""
+
+    name: str
+    version: int
+    messages: builtins.list[dict[str, Any]]
+    model: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    labels: builtins.list[str] = field(default_factory=builtins.list)
+    description: str = ""
+    created_at: datetime | None = None
+
+    @property
+    def ref(self) -> str:
+        """``name@version``: the exact reference stored with runs."""
+        return f"{self.name}@{self.version}"
+
+    def _repr_markdown_(self) -> str:
+        labels = f" ({', '.join(self.labels)})" if self.labels else ""
+        lines = [f"**{self.ref}**{labels} · model: `{self.model or 'default'}`"]
+        for m in self.messages:
+            lines.append(f"\n*{m.get('role')}*\n\n```\n{m.get('content')}\n```")
+        return "\n".join(lines)
+
+
+@dataclass
+class PromptDiff:
+    """A unified diff between two prompt versions."""
+
+    a: str
+    b: str
+    text: str
+
+    @property
+    def changed(self) -> bool:
+        """True when the two versions differ."""
+        return bool(self.text)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def _repr_markdown_(self) -> str:
+        return f"```diff\n{self.text or '(no differences)'}\n```"
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise BadParameterError(
+            f"Prompt names look like 'namespace/slug' (lowercase letters, digits, - _ .), got {name!r}."
+        )
+    return name
+
+
+def _canonical(messages: builtins.list[dict[str, Any]], model: str | None, params: dict[str, Any]) -> str:
+    return json.dumps(
+        {"messages": messages, "model": model, "params": params}, sort_keys=True, ensure_ascii=False
+    )
+
+
+def save(
+    name: str,
+    *,
+    messages: builtins.list[dict[str, Any]] | None = None,
+    content: str | None = None,
+    model: str | None = None,
+    params: dict[str, Any] | None = None,
+    labels: tuple[str, ...] | builtins.list[str] = (),
+    description: str = "",
+) -> Prompt:
+    """Save a new version (or return the latest one unchanged when the content is identical)."""
+    _check_name(name)
+    if (messages is None) == (content is None):
+        raise BadParameterError("Pass exactly one of messages=[...] or content='...'.")
+    msgs = (
+        [{"role": "user", "content": content}] if content is not None else [dict(m) for m in messages or []]
+    )
+    for m in msgs:
+        if m.get("role") not in ("system", "user", "assistant", "tool", "developer") or "content" not in m:
+            raise BadParameterError(f"Each message needs a role and content, got {m!r}.")
+    for label in labels:
+        if not _LABEL.match(label) or label == "latest":
+            raise BadParameterError(f"Labels are lowercase words (not 'latest'), got {label!r}.")
+    from nbplayground.storage.history import safe_params
+
+    params = safe_params(dict(params or {}))
+    digest = hashlib.sha256(_canonical(msgs, model, params).encode()).hexdigest()
+    now = datetime.now(UTC)
+    with db.connect(write=True) as con:
+        con.execute("BEGIN TRANSACTION")
+        row = con.execute(
+            "SELECT version, content_hash FROM prompts WHERE name = ? ORDER BY version DESC LIMIT 1", [name]
+        ).fetchone()
+        if row is not None and row[1] == digest:
+            version = row[0]
+        else:
+            version = (row[0] if row else 0) + 1
+            con.execute(
+                "INSERT INTO prompts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [name, version, json.dumps(msgs, ensure_ascii=False), model, json.dumps(params), description,
+                 digest, now],
+            )  # fmt: skip
+        for label in labels:
+            con.execute(
+                "INSERT OR REPLACE INTO prompt_labels VALUES (?, ?, ?, ?)", [name, label, version, now]
+            )
+        con.execute("COMMIT")
+    return get(f"{name}@{version}")
+
+
+def set_label(name: str, label: str, version: int) -> Prompt:
+    """Point ``label`` at ``version`` of ``name``."""
+    get(f"{name}@{version}")
+    if not _LABEL.match(label) or label == "latest":
+        raise BadParameterError(f"Labels are lowercase words (not 'latest'), got {label!r}.")
+    with db.connect(write=True) as con:
+        con.execute(
+            "INSERT OR REPLACE INTO prompt_labels VALUES (?, ?, ?, ?)",
+            [name, label, version, datetime.now(UTC)],
+        )
+    return get(f"{name}@{version}")
+
+
+def _labels(con: Any, name: str) -> dict[int, builtins.list[str]]:
+    out: dict[int, builtins.list[str]] = {}
+    for label, version in con.execute(
+        "SELECT label, version FROM prompt_labels WHERE name = ? ORDER BY label", [name]
+    ).fetchall():
+        out.setdefault(version, []).append(label)
+    return out
+
+
+def get(ref: str) -> Prompt:
+    """A prompt version by reference: ``ns/slug``, ``ns/slug@3``, ``ns/slug@prod``, ``ns/slug@latest``."""
+    name, _, selector = ref.partition("@")
+    _check_name(name)
+    with db.connect(write=False) as con:
+        if not selector or selector == "latest":
+            row = con.execute(
+                "SELECT * FROM prompts WHERE name = ? ORDER BY version DESC LIMIT 1", [name]
+            ).fetchone()
+        elif selector.isdigit():
+            row = con.execute(
+                "SELECT * FROM prompts WHERE name = ? AND version = ?", [name, int(selector)]
+            ).fetchone()
+        else:
+            row = con.execute(
+                "SELECT p.* FROM prompts p JOIN prompt_labels l ON p.name = l.name AND p.version = l.version "
+                "WHERE l.name = ? AND l.label = ?",
+                [name, selector],
+            ).fetchone()
+        if row is None:
+            names = [r[0] for r in con.execute("SELECT DISTINCT name FROM prompts").fetchall()]
+            if name not in names:
+                close = difflib.get_close_matches(name, names, n=3)
+                hint = f" Did you mean: {', '.join(close)}?" if close else ""
+                raise PromptNotFoundError(
+                    f"No prompt named {name!r}.{hint} Saved prompts: {', '.join(sorted(names)) or 'none'}."
+                )
+            versions = [
+                r[0]
+                for r in con.execute(
+                    "SELECT version FROM prompts WHERE name = ? ORDER BY 1", [name]
+                ).fetchall()
+            ]
+            labels = [
+                r[0] for r in con.execute("SELECT label FROM prompt_labels WHERE name = ?", [name]).fetchall()
+            ]
+            raise PromptNotFoundError(
+                f"{name!r} has no version or label {selector!r}. Versions: {', '.join(map(str, versions))}; "
+                f"labels: {', '.join(sorted(labels)) or 'none'}."
+            )
+        cols = [d[0] for d in con.description]
+        data = dict(zip(cols, row, strict=True))
+        labels_by_version = _labels(con, name)
+    return Prompt(
+        name=data["name"], version=data["version"], messages=json.loads(data["messages"]), model=data["model"],
+        params=json.loads(data["params"] or "{}"), labels=labels_by_version.get(data["version"], []),
+        description=data["description"] or "", created_at=data["created_at"],
+    )  # fmt: skip
+
+
+def list() -> Any:
+    """One row per prompt: name, latest_version, labels, model, updated_at (a DataFrame)."""
+    with db.connect(write=False) as con:
+        return con.execute(
+            """
+            SELECT p.name, p.version AS latest_version,
+                   coalesce((SELECT string_agg(l.label || '=' || l.version, ', ' ORDER BY l.label)
+                             FROM prompt_labels l WHERE l.name = p.name), '') AS labels,
+                   p.model, p.created_at AS updated_at
+            FROM prompts p
+            WHERE p.version = (SELECT max(version) FROM prompts q WHERE q.name = p.name)
+            ORDER BY p.name
+            """
+        ).df()
+
+
+def versions(name: str) -> Any:
+    """Every version of one prompt, newest first (a DataFrame)."""
+    _check_name(name)
+    with db.connect(write=False) as con:
+        return con.execute(
+            "SELECT version, model, params, messages, description, created_at FROM prompts "
+            "WHERE name = ? ORDER BY version DESC",
+            [name],
+        ).df()
+
+
+def _render(p: Prompt) -> builtins.list[str]:
+    lines = [f"model: {p.model}", f"params: {json.dumps(p.params, sort_keys=True)}"]
+    for m in p.messages:
+        lines.append(f"[{m.get('role')}]")
+        lines.extend(str(m.get("content")).splitlines() or [""])
+    return lines
+
+
+def diff(ref_a: str, ref_b: str) -> PromptDiff:
+    """Unified diff of two versions (model, params and every message)."""
+    a, b = get(ref_a), get(ref_b)
+    text = "\n".join(difflib.unified_diff(_render(a), _render(b), fromfile=a.ref, tofile=b.ref, lineterm=""))
+    return PromptDiff(a=a.ref, b=b.ref, text=text)

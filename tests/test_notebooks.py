@@ -1,0 +1,30 @@
+"""Every notebook in notebooks/ runs end to end in a real kernel, offline, in a throwaway home."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_offline(path, tmp_path, monkeypatch):
+    monkeypatch.setenv("NBPLAYGROUND_HOME", str(tmp_path / "home"))
+    for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = "\n".join(str(o.get("data", {}).get("text/plain", "")) + str(o.get("text", "")) for o in outputs)
+    if path.stem == "quickstart":
+        assert "Say hi to Ada" in text
+        assert "21 C and sunny in" in text
+        assert "Hello Ada!" in text
+        assert any("image/png" in o.get("data", {}) for o in outputs)
