@@ -128,7 +128,7 @@ def test_history_filters_and_sql():
     nbp.run("b", model="mock/lorem", params={"max_tokens": 2})
     nbp.run("c", model="mock/echo", surface="magic")
     df = nbp.history()
-    assert list(df["text"]) == ["c", "b", "a"]  # newest first
+    assert list(df["text"]) == ["c", "lorem ipsum", "a"]  # newest first
     assert len(nbp.history(model="mock/echo")) == 2
     assert len(nbp.history(surface="magic")) == 1
     assert len(nbp.history(limit=1, offset=1)) == 1

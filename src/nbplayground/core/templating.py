@@ -13,7 +13,8 @@ Rules
   Strings go in as they are; dicts and lists as JSON; everything else through ``str()``.
 - Everything that is not a valid placeholder stays exactly as written: single braces (JSON, f-strings,
   code, CSS), ``{%``, ``{#``, a lone ``}}``, and ``{{`` around anything that is not a path
-  (``{{ }}``, ``{{#each}}``, ``{{x + 1}}``).
+  (``{{ }}``, ``{{#each}}``, ``{{x + 1}}``), and triple braces such as ``{{{x}}}`` (Handlebars, or an
+  f-string's escaped braces around a field), which are code, not placeholders.
 - Escape: a backslash before the braces, ``\\{{name}}``, renders the literal ``{{name}}`` (the backslash
   is consumed; ``\\\\{{`` renders one backslash followed by a placeholder). :func:`escape` does this for you.
 - Missing variables are reported all at once, before anything is sent, with the available names.
@@ -246,6 +247,14 @@ def render_messages(messages: list[dict[str, Any]], variables: Mapping[str, Any]
 _ESCAPE = re.compile(r"(\\*)\{\{")
 
 
-def escape(text: str) -> str:
-    """Text that renders back to exactly ``text``: every ``{{`` becomes literal."""
-    return _ESCAPE.sub(lambda m: m.group(1) * 2 + "\\{{", text)
+def escape(text: str, before_placeholder: bool = False) -> str:
+    """Text that renders back to exactly ``text``: every ``{{`` becomes literal.
+
+    When the escaped text will be followed directly by a placeholder, pass ``before_placeholder=True``
+    so that trailing backslashes are doubled too (otherwise they would escape that placeholder).
+    """
+    out = _ESCAPE.sub(lambda m: m.group(1) * 2 + "\\{{", text)
+    if before_placeholder:
+        stripped = out.rstrip("\\")
+        out = stripped + (len(out) - len(stripped)) * 2 * "\\"
+    return out

@@ -381,12 +381,10 @@ def sql(query: str, params: list[Any] | None = None) -> Any:
 
     try:
         return _read(query, params)
-    except (duckdb.InvalidInputError, duckdb.PermissionException) as exc:
-        if "read-only" in str(exc) or "read only" in str(exc).lower():
-            raise StoreError(
-                "History is read-only through sql(); runs are written by nbplayground itself. "
-                f"({str(exc).splitlines()[0]})"
-            ) from None
-        raise
     except duckdb.Error as exc:
-        raise StoreError(f"SQL error: {str(exc).splitlines()[0]}") from None
+        first = str(exc).splitlines()[0]
+        if "read-only" in first or "read only" in first.lower():
+            raise StoreError(
+                f"History is read-only through sql(); runs are written by nbplayground itself. ({first})"
+            ) from None
+        raise StoreError(f"SQL error: {first}") from None
