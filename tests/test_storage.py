@@ -282,3 +282,20 @@ def test_history_rows_are_json_readable(nbp_home):
     row = nbp.sql("select messages, variables, params from runs where id = ?", [r.id])
     assert json.loads(row["variables"][0]) == {"x": {"deep": [1]}}
     assert json.loads(row["messages"][0])[0]["content"] == 'hi {"deep": [1]}'
+
+
+def test_large_batches_round_trip(nbp_home):
+    """Batches above the executemany threshold go through Arrow: every field must survive the same way."""
+    results = [
+        _result(i, cost_usd=None if i % 3 == 0 else 1e-6 * i, data={"i": i} if i % 2 else None,
+                error=None if i % 4 else f"err {i}", status="ok" if i % 4 else "error",
+                tokens_in=None if i % 5 == 0 else i, latency_ms=float(i), ttft_ms=None)
+        for i in range(40)
+    ]  # fmt: skip
+    with db.connect(write=True) as con:
+        history.insert_rows(con, [history.to_row(r, nbp_home) for r in results])
+    for r in results:
+        back = nbp.get_run(r.id)
+        assert (back.cost_usd, back.data, back.error, back.status, back.tokens_in, back.text) == (
+            r.cost_usd, r.data, r.error, r.status, r.tokens_in, r.text)  # fmt: skip
+    assert len(nbp.history(limit=100)) == 40

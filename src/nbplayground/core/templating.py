@@ -1,30 +1,42 @@
-"""Prompt templates: ``{{name}}`` placeholders with dot paths, and every other brace left alone.
+r"""Prompt templates: ``{{name}}`` placeholders with dot paths, and every other brace left alone.
 
 Rules
 -----
-- A placeholder is ``{{ path }}`` (spaces optional). A path is a name followed by ``.key``, ``.0``,
-  ``[0]``, ``["key"]`` or ``['key']`` segments: ``{{user.name}}``, ``{{items.0}}``, ``{{items[0]}}``,
+- A placeholder is ``{{ path }}`` (spaces optional). A path is a name (letters, including non-ASCII ones,
+  digits, ``_`` and ``-``; not starting with a digit or ``-``) followed by ``.key``, ``.0``, ``[0]``,
+  ``["key"]`` or ``['key']`` segments: ``{{user.name}}``, ``{{items.0}}``, ``{{items[0]}}``,
   ``{{row["first name"]}}``.
-- Paths walk into mappings, into lists by index, into strings that hold JSON objects or arrays
-  (``{{config.prompt}}`` where ``config = '{"prompt": "hi"}'``), and finally into public attributes.
+- Paths walk into mappings, into lists and tuples by index, into strings that hold a JSON object or array
+  (``{{config.prompt}}`` where ``config = '{"prompt": "hi"}'``), into other objects with ``obj[key]``
+  (a pandas row: ``{{row.question}}``), and last into public attributes. Attribute names starting with
+  ``_`` are never followed, and attributes that are methods count as missing.
 - A key that literally contains a dot wins over the nested path: with ``{"a.b": 1, "a": {"b": 2}}``,
-  ``{{a.b}}`` is ``1``. This holds at every level (the longest literal key is tried first).
+  ``{{a.b}}`` is ``1``. This holds at every level, the longest literal key first
+  (``{"cfg": {"x.y": 3}}`` gives ``{{cfg.x.y}}`` = ``3``); if the rest of the path is not found under the
+  literal key, the nested path is tried.
 - Values are inserted verbatim and never rendered again: a value containing ``{{x}}`` stays literal.
-  Strings go in as they are; dicts and lists as JSON; everything else through ``str()``.
+  Strings go in as they are; dicts and lists as JSON (``json.dumps(value, ensure_ascii=False)``);
+  everything else through ``str()`` (so ``3``, ``0.5``, ``True``, and ``None`` for ``None``).
 - Everything that is not a valid placeholder stays exactly as written: single braces (JSON, f-strings,
-  code, CSS), ``{%``, ``{#``, a lone ``}}``, and ``{{`` around anything that is not a path
-  (``{{ }}``, ``{{#each}}``, ``{{x + 1}}``), and triple braces such as ``{{{x}}}`` (Handlebars, or an
-  f-string's escaped braces around a field), which are code, not placeholders.
-- Escape: a backslash before the braces, ``\\{{name}}``, renders the literal ``{{name}}`` (the backslash
-  is consumed; ``\\\\{{`` renders one backslash followed by a placeholder). :func:`escape` does this for you.
-- Missing variables are reported all at once, before anything is sent, with the available names.
-- ``assistant`` and ``tool`` messages are never rendered: they hold model or tool output, not templates.
+  code, CSS), ``{%``, ``{#``, a lone ``}}``, ``{{`` around anything that is not a path (``{{ }}``,
+  ``{{#each items}}``, ``{{x + 1}}``, ``{{ 'a' }}``), and runs of three or more ``{`` such as ``{{{x}}}``
+  (Handlebars, or an f-string's escaped braces around a field), which are code, not placeholders.
+- Escape: a backslash before the braces, ``\{{name}}``, renders the literal ``{{name}}`` (the backslash is
+  consumed). Backslashes count only right before ``{{``: there ``2n`` backslashes render as ``n`` and
+  leave the placeholder active (``\\{{name}}`` is one backslash and the value), ``2n + 1`` render as ``n``
+  and make the braces literal. Backslashes anywhere else (Windows paths, regexes) stay as written.
+  :func:`escape` applies this to any text, so ``render(escape(text), {}) == text`` always; note that
+  escaped text ending in a backslash escapes a placeholder written right after it (write ``\\`` there).
+- Missing variables are reported all at once, before anything is sent, with the available names. A path
+  whose root exists but whose inner key or index does not is missing too (the full path is reported).
+- :func:`render_messages` never renders ``assistant``, ``tool`` or ``function`` messages: they hold model
+  or tool output, which must stay literal, not templates.
 
 Why not Jinja2: its sandbox with ``StrictUndefined`` is the design's first choice, but Jinja treats
 ``{%`` and ``{#`` as syntax, raises on any ``{{`` that is not an expression, and resolves ``a.b`` as
 attribute-then-item with no way to prefer a literal dotted key. Meeting the rules above would mean a
-pre-parser that tokenizes exactly what this module's one regular expression does, so we keep only that
-(it is a regular language: no evaluation, no filters, nothing to sandbox).
+pre-parser that tokenizes exactly what this module's regular expressions do, so we keep only that: no
+evaluation, no filters, nothing to sandbox.
 """
 
 from __future__ import annotations
@@ -33,135 +45,173 @@ import functools
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final, NamedTuple
 
-from nbplayground.core.errors import MissingVariablesError
+from nbplayground.core.errors import MissingVariablesError, TemplateError
+
+__all__ = ["escape", "lookup", "placeholders", "render", "render_messages"]
 
 _NAME = r"[^\W\d][\w\-]*"
-_SEGMENT = r"""(?:\.[\w\-]+|\[\s*\d+\s*\]|\[\s*"[^"\]]*"\s*\]|\[\s*'[^'\]]*'\s*\])"""
-_PATH = rf"{_NAME}{_SEGMENT}*"
-# Group 1: the backslashes before "{{" (escapes); group 2: the path (None for a bare "{{" run).
-_TOKEN = re.compile(rf"(\\*)\{{\{{(?:\s*({_PATH})\s*\}}\}})?")
-_SEG = re.compile(r"""\.([\w\-]+)|\[\s*(\d+)\s*\]|\[\s*"([^"\]]*)"\s*\]|\[\s*'([^'\]]*)'\s*\]""")
+_SEGMENT = r"""(?:\.[\w\-]+|\[\s*[0-9]+\s*\]|\[\s*"[^"\n]*"\s*\]|\[\s*'[^'\n]*'\s*\])"""
+_PATH_RE: Final = re.compile(rf"{_NAME}{_SEGMENT}*")
+# An opening "{{" with the backslashes before it (escapes).
+_OPEN: Final = re.compile(r"(\\*)\{\{")
+# What must follow an active "{{" for it to be a placeholder.
+_BODY: Final = re.compile(rf"\s*({_NAME}{_SEGMENT}*)\s*\}}\}}")
+_NAME_RE: Final = re.compile(_NAME)
+_SEG_RE: Final = re.compile(r"""\.([\w\-]+)|\[\s*([0-9]+)\s*\]|\[\s*"([^"\n]*)"\s*\]|\[\s*'([^'\n]*)'\s*\]""")
 
-_MISSING = object()
+#: roles whose content is output (model, tool), never a template
+_LITERAL_ROLES: Final = frozenset({"assistant", "tool", "function"})
+
+_MISSING: Final = object()
+
+# Token kinds of a parsed template.
+_TEXT: Final = "text"
+_VAR: Final = "var"
+
+
+class _Segment(NamedTuple):
+    """One step of a path: its text, the keys to try in order, and how it was written."""
+
+    text: str
+    keys: tuple[str | int, ...]
+    #: written as a name or ``.name`` (may join neighbours into a literal dotted key)
+    dotted: bool
+    #: usable as a list index (``.0`` or ``[0]``)
+    index: int | None
 
 
 @functools.lru_cache(maxsize=512)
 def _parse(template: str) -> tuple[tuple[str, str], ...]:
-    """Split a template into ("text", s) and ("var", path) tokens."""
-    out: list[tuple[str, str]] = []
-    pos = 0
+    """Split a template into ``("text", literal)`` and ``("var", path)`` tokens (cached)."""
+    tokens: list[tuple[str, str]] = []
     buf: list[str] = []
-    for m in _TOKEN.finditer(template):
-        slashes, path = m.group(1), m.group(2)
+    pos = 0
+    while (m := _OPEN.search(template, pos)) is not None:
         buf.append(template[pos : m.start()])
-        pos = m.end()
-        n = len(slashes)
-        buf.append("\\" * (n // 2))
-        if n % 2 == 1:  # escaped: the braces (and whatever followed) are literal
-            buf.append(m.group(0)[n:])
-        elif path is None:
+        slashes = len(m.group(1))
+        buf.append("\\" * (slashes // 2))
+        end = m.end()
+        if slashes % 2:  # escaped: the two braces are literal, scanning goes on right after them
             buf.append("{{")
-        else:
-            if buf:
-                out.append(("text", "".join(buf)))
-                buf = []
-            out.append(("var", path))
-    buf.append(template[pos:])
-    text = "".join(buf)
-    if text:
-        out.append(("text", text))
-    return tuple(out)
+            pos = end
+            continue
+        if template.startswith("{", end):  # three or more braces: code, kept whole
+            run_end = end
+            while template.startswith("{", run_end):
+                run_end += 1
+            buf.append(template[end - 2 : run_end])
+            pos = run_end
+            continue
+        body = _BODY.match(template, end)
+        if body is None:  # "{{" around something that is not a path: verbatim
+            buf.append("{{")
+            pos = end
+            continue
+        if literal := "".join(buf):
+            tokens.append((_TEXT, literal))
+        buf = []
+        tokens.append((_VAR, body.group(1)))
+        pos = body.end()
+    if literal := "".join(buf) + template[pos:]:
+        tokens.append((_TEXT, literal))
+    return tuple(tokens)
 
 
-def _segments(path: str) -> tuple[str, list[str | int]]:
-    m = re.match(_NAME, path)
-    assert m is not None
-    root = m.group(0)
-    parts: list[str | int] = []
-    for seg in _SEG.finditer(path, m.end()):
+@functools.lru_cache(maxsize=1024)
+def _segments(path: str) -> tuple[_Segment, ...]:
+    """Split a valid path into segments, the root name first."""
+    root = _NAME_RE.match(path)
+    assert root is not None
+    segs = [_Segment(root.group(0), (root.group(0),), True, None)]
+    for seg in _SEG_RE.finditer(path, root.end()):
         dotted, index, dq, sq = seg.groups()
-        if index is not None:
-            parts.append(int(index))
-        elif dotted is not None:
-            parts.append(int(dotted) if dotted.isdigit() else dotted)
+        if dotted is not None:
+            number = int(dotted) if dotted.isascii() and dotted.isdigit() else None
+            keys: tuple[str | int, ...] = (dotted,) if number is None else (dotted, number)
+            segs.append(_Segment(dotted, keys, True, number))
+        elif index is not None:
+            segs.append(_Segment(index, (int(index), index), False, int(index)))
         else:
-            parts.append(dq if dq is not None else sq)
-    return root, parts
+            key = dq if dq is not None else sq
+            segs.append(_Segment(key, (key,), False, None))
+    return tuple(segs)
 
 
-def _step(value: Any, key: str | int) -> Any:
-    if isinstance(value, str):
-        stripped = value.lstrip()
-        if stripped[:1] in ("{", "["):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                return _MISSING
-        else:
-            return _MISSING
-    if isinstance(value, Mapping):
-        if key in value:
-            return value[key]
-        if isinstance(key, int) and str(key) in value:
-            return value[str(key)]
-        return _MISSING
-    if isinstance(value, list | tuple):
-        if isinstance(key, int) and 0 <= key < len(value):
-            return value[key]
-        return _MISSING
-    getitem = getattr(value, "__getitem__", None)
-    if getitem is not None and not isinstance(value, bytes | bytearray):
+def _decode(value: Any) -> Any:
+    """A string holding a JSON object or array becomes that object; anything else is returned as is."""
+    if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
         try:
-            return getitem(key)
-        except (KeyError, IndexError, TypeError, ValueError):
-            pass
-    if isinstance(key, str) and not key.startswith("_"):
-        return getattr(value, key, _MISSING)
+            return json.loads(value)
+        except (ValueError, RecursionError):
+            return value
+    return value
+
+
+def _item(container: Any, keys: tuple[str | int, ...]) -> Any:
+    """``container[key]`` for the first key that exists, else ``_MISSING``."""
+    for key in keys:
+        if isinstance(container, Mapping):
+            if key in container:
+                return container[key]
+            continue
+        try:
+            return container[key]
+        except Exception:  # arbitrary objects: any failure means "not there"
+            continue
     return _MISSING
 
 
-def _walk(value: Any, parts: list[str | int]) -> Any:
-    """Follow ``parts``; at each level a literal dotted key ("a.b") beats the nested path."""
-    if not parts:
+def _walk(value: Any, segs: tuple[_Segment, ...], i: int) -> Any:
+    """Follow ``segs[i:]`` from ``value``; ``_MISSING`` when any step is not there."""
+    if i == len(segs):
         return value
-    if isinstance(value, Mapping) and len(parts) > 1:
-        for n in range(len(parts), 1, -1):
-            if not all(isinstance(p, str | int) for p in parts[:n]):
-                continue
-            key = ".".join(str(p) for p in parts[:n])
-            if key in value:
-                found = _walk(value[key], parts[n:])
-                if found is not _MISSING:
-                    return found
-    nxt = _step(value, parts[0])
-    if nxt is _MISSING:
+    value = _decode(value)
+    seg = segs[i]
+    if isinstance(value, str | bytes | bytearray):
         return _MISSING
-    return _walk(nxt, parts[1:])
+    if isinstance(value, list | tuple):
+        if seg.index is not None and seg.index < len(value):
+            return _walk(value[seg.index], segs, i + 1)
+        return _MISSING
+    if isinstance(value, Mapping) or hasattr(type(value), "__getitem__"):
+        # A literal dotted key ("a.b") beats the nested path; the longest one first.
+        run = 0
+        while i + run < len(segs) and segs[i + run].dotted:
+            run += 1
+        for n in range(run, 1, -1):
+            found = _item(value, (".".join(s.text for s in segs[i : i + n]),))
+            if found is not _MISSING and (found := _walk(found, segs, i + n)) is not _MISSING:
+                return found
+        found = _item(value, seg.keys)
+        if found is not _MISSING:
+            return _walk(found, segs, i + 1)
+        if isinstance(value, Mapping):
+            return _MISSING
+    if seg.dotted and seg.text.isidentifier() and not seg.text.startswith("_"):
+        try:
+            attr = getattr(value, seg.text)
+        except Exception:
+            return _MISSING
+        if callable(attr):
+            return _MISSING
+        return _walk(attr, segs, i + 1)
+    return _MISSING
 
 
 def _resolve(variables: Mapping[str, Any], path: str) -> Any:
-    if path in variables:  # the whole path is a literal key ("a.b", "row[0]")
-        return variables[path]
-    root, parts = _segments(path)
-    if not parts:
-        return variables.get(root, _MISSING) if root in variables else _MISSING
-    # dotted root keys: {"a.b": {...}} with "{{a.b.c}}"
-    flat = path.split(".")
-    for n in range(len(flat) - 1, 1, -1):
-        key = ".".join(flat[:n])
-        if key in variables:
-            found = _walk(variables[key], _segments("x." + ".".join(flat[n:]))[1])
-            if found is not _MISSING:
-                return found
-    if root not in variables:
-        return _MISSING
-    return _walk(variables[root], parts)
+    return _walk(variables, _segments(path), 0)
 
 
 def lookup(variables: Mapping[str, Any], path: str) -> Any:
-    """Resolve one placeholder path against ``variables``; ``KeyError(path)`` when it is missing."""
+    """Resolve one placeholder path (``"config.topic"``, ``"items[0]"``) against ``variables``.
+
+    Raises ``KeyError(path)`` when it is missing and :class:`TemplateError` when ``path`` is not a path.
+    """
+    path = path.strip()
+    if _PATH_RE.fullmatch(path) is None:
+        raise TemplateError(f'{path!r} is not a template path (a name followed by .key, .0 or ["key"]).')
     value = _resolve(variables, path)
     if value is _MISSING:
         raise KeyError(path)
@@ -169,31 +219,32 @@ def lookup(variables: Mapping[str, Any], path: str) -> Any:
 
 
 def _format(value: Any) -> str:
+    """How a value is inserted: strings as they are, dicts and lists as JSON, the rest with ``str()``."""
     if isinstance(value, str):
         return value
     if isinstance(value, dict | list):
         try:
             return json.dumps(value, ensure_ascii=False, default=str)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             return str(value)
     return str(value)
 
 
 def placeholders(template: str) -> list[str]:
-    """The distinct placeholder paths of a template, in order of first use."""
+    """The distinct placeholder paths of a template, in order of first use (``["name", "config.topic"]``)."""
     seen: dict[str, None] = {}
     for kind, value in _parse(template):
-        if kind == "var":
+        if kind == _VAR:
             seen.setdefault(value, None)
     return list(seen)
 
 
-def _render_tokens(
-    tokens: tuple[tuple[str, str], ...], variables: Mapping[str, Any], missing: list[str]
-) -> str:
+def _fill(template: str, variables: Mapping[str, Any], missing: list[str]) -> str:
+    if not isinstance(template, str):
+        raise TypeError(f"a template must be a str, not {type(template).__name__}")
     out: list[str] = []
-    for kind, value in tokens:
-        if kind == "text":
+    for kind, value in _parse(template):
+        if kind == _TEXT:
             out.append(value)
             continue
         found = _resolve(variables, value)
@@ -205,56 +256,53 @@ def _render_tokens(
 
 
 def render(template: str, variables: Mapping[str, Any]) -> str:
-    """Fill ``{{placeholders}}``; raise :class:`MissingVariablesError` naming every missing one."""
+    """Fill the ``{{placeholders}}`` of ``template`` from ``variables``.
+
+    Raises :class:`MissingVariablesError` naming every missing path (and the available variables).
+    """
     missing: list[str] = []
-    text = _render_tokens(_parse(template), variables, missing)
+    text = _fill(template, variables, missing)
     if missing:
         raise MissingVariablesError(missing, variables.keys())
     return text
 
 
 def render_messages(messages: list[dict[str, Any]], variables: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Render the system/user/developer messages of a thread (new dicts; the input is not changed).
+    """Render a thread of chat messages; returns new message dicts and leaves the input unchanged.
 
-    String contents are rendered, and so are the ``text`` parts of list contents; assistant and tool
-    messages are copied as they are. All missing variables across all messages raise one error.
+    A ``str`` content is rendered; in a list content (OpenAI parts) the ``text`` of ``"type": "text"``
+    parts is rendered and other parts are kept as they are. Other keys (role, name, tool_calls,
+    tool_call_id, ...) are copied unchanged. ``assistant``, ``tool`` and ``function`` messages are not
+    rendered at all: their content is model or tool output. Missing variables across all messages raise
+    one :class:`MissingVariablesError`.
     """
     missing: list[str] = []
     out: list[dict[str, Any]] = []
-    for msg in messages:
-        new = dict(msg)
-        if msg.get("role") not in ("assistant", "tool"):
-            content = msg.get("content")
+    for message in messages:
+        new = dict(message)
+        content = message.get("content")
+        if message.get("role") not in _LITERAL_ROLES:
             if isinstance(content, str):
-                new["content"] = _render_tokens(_parse(content), variables, missing)
+                new["content"] = _fill(content, variables, missing)
             elif isinstance(content, list):
-                parts = []
-                for part in content:
-                    if (
-                        isinstance(part, dict)
-                        and part.get("type") == "text"
-                        and isinstance(part.get("text"), str)
-                    ):
-                        part = {**part, "text": _render_tokens(_parse(part["text"]), variables, missing)}
-                    parts.append(part)
-                new["content"] = parts
+                new["content"] = [
+                    {**part, "text": _fill(part["text"], variables, missing)}
+                    if isinstance(part, dict)
+                    and part.get("type") == "text"
+                    and isinstance(part.get("text"), str)
+                    else part
+                    for part in content
+                ]
         out.append(new)
     if missing:
         raise MissingVariablesError(missing, variables.keys())
     return out
 
 
-_ESCAPE = re.compile(r"(\\*)\{\{")
+def escape(text: str) -> str:
+    r"""Text that renders back to exactly ``text``: every ``{{`` becomes literal.
 
-
-def escape(text: str, before_placeholder: bool = False) -> str:
-    """Text that renders back to exactly ``text``: every ``{{`` becomes literal.
-
-    When the escaped text will be followed directly by a placeholder, pass ``before_placeholder=True``
-    so that trailing backslashes are doubled too (otherwise they would escape that placeholder).
+    Each ``{{`` gets a backslash, and the backslashes already before it are doubled, so
+    ``render(escape(text), {}) == text`` for any text. ``escape("{{x}}")`` is ``\{{x}}``.
     """
-    out = _ESCAPE.sub(lambda m: m.group(1) * 2 + "\\{{", text)
-    if before_placeholder:
-        stripped = out.rstrip("\\")
-        out = stripped + (len(out) - len(stripped)) * 2 * "\\"
-    return out
+    return _OPEN.sub(lambda m: m.group(1) * 2 + "\\{{", text)

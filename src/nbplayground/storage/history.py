@@ -92,6 +92,24 @@ def to_row(result: RunResult, home: Path) -> tuple[Any, ...]:
     return tuple(values[c] for c in COLUMNS)
 
 
+def insert_rows(con: Any, rows: list[tuple[Any, ...]]) -> None:
+    """INSERT OR IGNORE rows in one statement (through Arrow for batches: executemany is ~3 ms a row)."""
+    if len(rows) <= 8:
+        con.executemany(_INSERT, rows)
+        return
+    import pyarrow as pa
+
+    columns = list(zip(*rows, strict=True))
+    table = pa.table({name: list(values) for name, values in zip(COLUMNS, columns, strict=True)})
+    con.register("_nbp_batch", table)
+    try:
+        con.execute(
+            f"INSERT OR IGNORE INTO runs ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} FROM _nbp_batch"
+        )
+    finally:
+        con.unregister("_nbp_batch")
+
+
 def _row_to_json(row: tuple[Any, ...]) -> str:
     out = dict(zip(COLUMNS, row, strict=True))
     out["created_at"] = out["created_at"].isoformat()
@@ -160,7 +178,7 @@ class _Writer:
         try:
             with db.connect(write=True, timeout=db.LOCK_TIMEOUT) as con:
                 con.execute("BEGIN TRANSACTION")
-                con.executemany(_INSERT, rows)
+                insert_rows(con, rows)
                 con.execute("COMMIT")
         except Exception as exc:
             self.failures += 1
@@ -239,7 +257,7 @@ def ingest_pending() -> int:
             ]
             with db.connect(write=True) as con:
                 con.execute("BEGIN TRANSACTION")
-                con.executemany(_INSERT, rows)
+                insert_rows(con, rows)
                 con.execute("COMMIT")
             path.unlink()
             count += len(rows)

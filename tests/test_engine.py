@@ -1,0 +1,94 @@
+"""Engine rules that cut across providers: stop through litellm, backoff shape, layering."""
+
+from __future__ import annotations
+
+import ast
+import time
+from pathlib import Path
+
+import pytest
+
+import nbplayground as nbp
+from nbplayground.core import engine
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "nbplayground"
+
+
+def test_stop_through_litellm_hangs_up_within_250ms(llmock):
+    llmock.reset()
+    nbp.configure(models={"claude": {"model": "anthropic/claude-haiku-4-5", "api_base": llmock.base_url("anthropic"),
+                                     "api_key_env": "ANTHROPIC_API_KEY"}})  # fmt: skip
+    llmock.reply(" ".join(f"w{i}" for i in range(200))).pace(30)
+    h = nbp.stream("go", model="claude")
+    for ev in h:
+        if ev.type == "delta":
+            break
+    t0 = time.monotonic()
+    h.stop()
+    r = h.result(timeout=2)
+    assert time.monotonic() - t0 < 0.25
+    assert r.status == "stopped" and r.text.startswith("w0") and "w199" not in r.text
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and not llmock.requests:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    record = llmock.requests[-1]
+    assert not record.completed  # the server saw the client go away mid-stream
+    assert record.ended_at - t0 < 0.25
+    assert nbp.get_run(r.id).status == "stopped"
+
+
+def test_backoff_is_jittered_exponential_and_honours_retry_after():
+    for attempt in range(1, 6):
+        delays = {engine.backoff_delay(attempt, None) for _ in range(50)}
+        full = min(engine.BACKOFF_CAP, engine.BACKOFF_BASE * 2 ** (attempt - 1))
+        assert all(full * 0.5 <= d <= full for d in delays)
+        assert len(delays) > 1  # jittered
+    assert engine.backoff_delay(1, 7.5) == 7.5
+    assert engine.backoff_delay(8, None) <= engine.BACKOFF_CAP
+
+
+def test_stop_before_start_still_ends_the_run():
+    h = nbp.stream("x", model="mock/lorem", params={"mock_delay_ms": 50})
+    h.stop()
+    r = h.result(timeout=2)
+    assert r.status == "stopped"
+
+
+def test_keyboard_interrupt_while_waiting_stops_and_records(monkeypatch):
+    h = nbp.stream("x", model="mock/lorem", params={"max_tokens": 400, "mock_delay_ms": 5})
+    real_wait = h._cond.wait
+    calls = {"n": 0}
+
+    def interrupted(timeout=None):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_wait(timeout)
+
+    monkeypatch.setattr(h._cond, "wait", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        h.result()
+    monkeypatch.undo()
+    r = h.result(timeout=2)
+    assert r.status == "stopped" and r.text
+    assert nbp.get_run(r.id).status == "stopped"
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_core_knows_nothing_of_jupyter_or_storage():
+    banned = ("IPython", "ipywidgets", "jupyter_server", "tornado", "anywidget", "nbplayground.storage",
+              "nbplayground.api", "pandas", "duckdb")  # fmt: skip
+    for path in (SRC / "core").glob("*.py"):
+        bad = {m for m in _imports(path) if m.startswith(banned)}
+        assert not bad, f"{path.name} imports {bad}"
