@@ -174,13 +174,13 @@ def test_values_are_never_rendered_again():
     "text",
     [
         'JSON {"a": {"b": 1}} and [{"c": {}}]',
-        'f"{x}" and f"{{literal}}"[0] and "{0}".format(1)',
+        'f"{x}" and "{0}".format(1) and f"{{ {x} }}" and {{{ x + 1 }}}',
         "```css\nbody { color: red; }\n.a{b:c}\n```",
         "{% for x in y %}{{ %} {# comment #}",
         "}} and }}} and {{",
         "{{ }} {{}} {{#each items}} {{/each}} {{x + 1}} {{ 'a' }} {{x y}} {{1abc}} {{-x}} {{x.}} {{x..y}}",
         '{{ x[-1] }} {{x[a]}} {{x["a]}} {{x[0}} {{x.y }',
-        "{{{x}}} {{{{x}}}} f'{{{x}}}'",
+        "{{{{ {{{ {{{{}}}}",
         "C:\\Users\\ada\\{file} and regex \\d+\\{2\\}",
         "{{ name }",
     ],
@@ -192,6 +192,10 @@ def test_non_placeholders_stay_verbatim(text):
 
 
 def test_placeholder_next_to_braces():
+    # in a run of three or more "{" only the last two open a placeholder
+    assert render("{{{x}}} {{{{x}}}} x^{{{x}}}", {"x": 1}) == "{1} {{1}} x^{1}"
+    assert render("\\{{{x}}} f'\\{{{x}}}'", {}) == "{{{x}}} f'{{{x}}}'"  # code: escape it
+    assert placeholders("{{{a}}} {{{{b}}}}") == ["a", "b"]
     assert render('{"a": {{x}}}', {"x": 1}) == '{"a": 1}'
     assert render('{"a": {"b": {{x}}}}', {"x": 1}) == '{"a": {"b": 1}}'
     assert render("{ {{x}} }", {"x": 1}) == "{ 1 }"
@@ -212,7 +216,7 @@ def test_placeholder_next_to_braces():
         ("\\\\\\\\{{name}}", "\\\\Ada"),
         ("\\{{{{name}}", "{{Ada"),  # the escape covers one "{{", the next one is a placeholder
         ("\\{{{name}}}", "{{{name}}}"),
-        ("\\\\{{{name}}}", "\\{{{name}}}"),
+        ("\\\\{{{name}}}", "\\{Ada}"),
         ("a \\ b \\\\ c \\{", "a \\ b \\\\ c \\{"),  # backslashes elsewhere stay
     ],
 )
@@ -323,7 +327,7 @@ def test_lookup():
 
 def test_placeholders():
     template = "{{a}} {{b.c}} {{a}} \\{{d}} {{ e[0] }} {{{f}}} {{g h}} {{ b.c }} {{i['k']}}"
-    assert placeholders(template) == ["a", "b.c", "e[0]", "i['k']"]
+    assert placeholders(template) == ["a", "b.c", "e[0]", "f", "i['k']"]
     assert placeholders("") == []
 
 

@@ -34,6 +34,7 @@ _EXPORTS: dict[str, str] = {
     "ToolCall": "nbplayground.core.types",
     "Media": "nbplayground.core.types",
     "render": "nbplayground.core.templating",
+    "escape": "nbplayground.core.templating",
     "errors": "nbplayground.core.errors",
 }
 
@@ -55,7 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from nbplayground.config import configure, settings  # noqa: F401
     from nbplayground.core import errors  # noqa: F401
     from nbplayground.core.engine import RunHandle  # noqa: F401
-    from nbplayground.core.templating import render  # noqa: F401
+    from nbplayground.core.templating import escape, render  # noqa: F401
     from nbplayground.core.types import Event, Media, RunRequest, RunResult, ToolCall  # noqa: F401
 
 

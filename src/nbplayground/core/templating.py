@@ -19,8 +19,10 @@ Rules
   everything else through ``str()`` (so ``3``, ``0.5``, ``True``, and ``None`` for ``None``).
 - Everything that is not a valid placeholder stays exactly as written: single braces (JSON, f-strings,
   code, CSS), ``{%``, ``{#``, a lone ``}}``, ``{{`` around anything that is not a path (``{{ }}``,
-  ``{{#each items}}``, ``{{x + 1}}``, ``{{ 'a' }}``), and runs of three or more ``{`` such as ``{{{x}}}``
-  (Handlebars, or an f-string's escaped braces around a field), which are code, not placeholders.
+  ``{{#each items}}``, ``{{x + 1}}``, ``{{ 'a' }}``). In a run of three or more ``{`` only the last two
+  can open a placeholder, so a literal brace can sit right before a value: ``{{{x}}}`` is ``{`` + x + ``}``
+  (LaTeX ``x^{{{n}}}``, JSON, sets). Code that uses ``{{name}}`` or ``{{{name}}}`` for something else
+  (f-strings, Handlebars) needs an escape: ``\{{{name}}}`` renders ``{{{name}}}``.
 - Escape: a backslash before the braces, ``\{{name}}``, renders the literal ``{{name}}`` (the backslash is
   consumed). Backslashes count only right before ``{{``: there ``2n`` backslashes render as ``n`` and
   leave the placeholder active (``\\{{name}}`` is one backslash and the value), ``2n + 1`` render as ``n``
@@ -97,12 +99,9 @@ def _parse(template: str) -> tuple[tuple[str, str], ...]:
             buf.append("{{")
             pos = end
             continue
-        if template.startswith("{", end):  # three or more braces: code, kept whole
-            run_end = end
-            while template.startswith("{", run_end):
-                run_end += 1
-            buf.append(template[end - 2 : run_end])
-            pos = run_end
+        if template.startswith("{", end):  # "{{{": the first brace is literal, the last two may open
+            buf.append("{")
+            pos = end - 1
             continue
         body = _BODY.match(template, end)
         if body is None:  # "{{" around something that is not a path: verbatim
