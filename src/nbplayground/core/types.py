@@ -88,8 +88,22 @@ class Media:
             out["data_b64"] = base64.b64encode(self.data).decode("ascii")
         return out
 
+    def data_uri(self) -> str:
+        """The bytes as a ``data:`` URI (for HTML and markdown embedding)."""
+        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+
     def _repr_png_(self) -> bytes | None:
-        return self.data if self.mime == "image/png" else None
+        return self.data if self.mime == "image/png" and self.data else None
+
+    def _repr_html_(self) -> str:
+        if not self.data:
+            return f"<code>{self.mime}, {self.path or 'no data'}</code>"
+        if self.mime.startswith("image/"):
+            alt = (self.revised_prompt or "generated image").replace('"', "&quot;")
+            return f'<img src="{self.data_uri()}" alt="{alt}" style="max-width: 100%">'
+        if self.mime.startswith("audio/"):
+            return f'<audio controls src="{self.data_uri()}"></audio>'
+        return f"<code>{self.mime}, {len(self.data)} bytes</code>"
 
 
 @dataclass(slots=True)
@@ -263,6 +277,8 @@ class RunResult:
         body = self.text or (f"**{self.status}**: {self.error}" if self.error else "")
         if self.status != "ok" and self.text:
             body += f"\n\n**{self.status}**" + (f": {self.error}" if self.error else "")
+        for m in self.media:
+            body += "\n\n" + m._repr_html_()
         stats = [self.model]
         if self.tokens_in is not None or self.tokens_out is not None:
             stats.append(f"{self.tokens_in or 0}→{self.tokens_out or 0} tok")
