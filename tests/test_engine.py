@@ -66,10 +66,9 @@ def test_keyboard_interrupt_while_waiting_stops_and_records(monkeypatch):
             raise KeyboardInterrupt
         return real_wait(timeout)
 
-    monkeypatch.setattr(h._cond, "wait", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(h._cond, "wait", interrupted)
         h.result()
-    monkeypatch.undo()
     r = h.result(timeout=2)
     assert r.status == "stopped" and r.text
     assert nbp.get_run(r.id).status == "stopped"

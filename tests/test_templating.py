@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import os
 import re
 import subprocess
 import sys
 from collections import OrderedDict
+from pathlib import Path
 from types import MappingProxyType, SimpleNamespace
 
 import pytest
@@ -194,7 +196,8 @@ def test_non_placeholders_stay_verbatim(text):
 def test_placeholder_next_to_braces():
     # in a run of three or more "{" only the last two open a placeholder
     assert render("{{{x}}} {{{{x}}}} x^{{{x}}}", {"x": 1}) == "{1} {{1}} x^{1}"
-    assert render("\\{{{x}}} f'\\{{{x}}}'", {}) == "{{{x}}} f'{{{x}}}'"  # code: escape it
+    assert render("\\{{{x}}\\}", {"x": 1}) == "\\{1\\}"  # LaTeX: the backslash is before a literal brace
+    assert render("{\\{{x}}} f'{\\{{x}}}'", {}) == "{{{x}}} f'{{{x}}}'"  # code: escape the last two braces
     assert placeholders("{{{a}}} {{{{b}}}}") == ["a", "b"]
     assert render('{"a": {{x}}}', {"x": 1}) == '{"a": 1}'
     assert render('{"a": {"b": {{x}}}}', {"x": 1}) == '{"a": {"b": 1}}'
@@ -214,9 +217,13 @@ def test_placeholder_next_to_braces():
         ("\\\\{{name}}", "\\Ada"),  # two backslashes: one backslash, then the value
         ("\\\\\\{{name}}", "\\{{name}}"),  # three: one backslash, then literal braces
         ("\\\\\\\\{{name}}", "\\\\Ada"),
-        ("\\{{{{name}}", "{{Ada"),  # the escape covers one "{{", the next one is a placeholder
-        ("\\{{{name}}}", "{{{name}}}"),
-        ("\\\\{{{name}}}", "\\{Ada}"),
+        ("\\{{ {{name}}", "{{ Ada"),
+        ("\\{{\\{{name}}", "{{{{name}}"),
+        ("{\\{{name}}}", "{{{name}}}"),
+        ("{{\\{{name}}", "{{{{name}}"),  # "{{" before a backslash is not a placeholder either
+        # backslashes before a run of three or more braces precede a literal brace: they stay
+        ("\\{{{name}}}", "\\{Ada}"),
+        ("\\\\{{{{name}}", "\\\\{{Ada"),
         ("a \\ b \\\\ c \\{", "a \\ b \\\\ c \\{"),  # backslashes elsewhere stay
     ],
 )
@@ -228,6 +235,8 @@ def test_escape_examples():
     assert escape("{{x}}") == "\\{{x}}"
     assert escape("no braces { } \\ here") == "no braces { } \\ here"
     assert escape("\\{{x}}") == "\\\\\\{{x}}"
+    assert escape("{{{x}}}") == "{\\{{x}}}"
+    assert escape("\\{{{{") == "\\\\\\{{\\{{"
     for text in ["{{x}}", "\\{{x}}", "{{{x}}}", "{{{{", "\\\\{{ y }}", "a\\", "{\\{{"]:
         assert render(escape(text), {}) == text
         assert placeholders(escape(text)) == []
@@ -341,7 +350,9 @@ def test_parse_is_cached_and_module_is_light():
         "heavy = {'jinja2', 'pandas', 'pydantic', 'litellm', 'IPython', 'ipywidgets', 'duckdb'}\n"
         "print(sorted(heavy & set(sys.modules)))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    src = str(Path(templating.__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.strip() == "[]"
 
 
@@ -353,9 +364,12 @@ any_value = (
 
 
 def _literal(text: str) -> str:
-    """``text`` made literal and safe to put right before a placeholder (a trailing backslash doubled)."""
-    trailing = len(text) - len(text.rstrip("\\"))
-    return escape(text) + "\\" * trailing
+    """``text`` made literal and safe to put right before a placeholder, as the module docstring says:
+    trailing backslashes doubled, or a trailing brace run (with its backslashes) written raw."""
+    tail = re.search(r"(\\*)(\{*)\Z", text)
+    assert tail is not None
+    head, slashes, braces = text[: tail.start()], tail.group(1), tail.group(2)
+    return escape(head) + (slashes + braces if braces else slashes * 2)
 
 
 @given(st.text().filter(lambda t: "{{" not in t), st.dictionaries(names, st.text()))
@@ -381,7 +395,7 @@ def test_values_are_inserted_verbatim(value, name):
 @settings(max_examples=300)
 def test_values_are_inserted_verbatim_in_any_literal_text(value, name, before, after):
     template = _literal(before) + "{{ " + name + " }}" + escape(after)
-    assert render(template, {name: value, "a": "NO", "b": "NO"}) == before + value + after
+    assert render(template, {"a": "NO", "b": "NO", name: value}) == before + value + after
 
 
 @given(st.lists(st.tuples(st.text(max_size=20) | st.text(alphabet="{}\\a ", max_size=8), names), max_size=6))

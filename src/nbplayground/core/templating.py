@@ -19,16 +19,20 @@ Rules
   everything else through ``str()`` (so ``3``, ``0.5``, ``True``, and ``None`` for ``None``).
 - Everything that is not a valid placeholder stays exactly as written: single braces (JSON, f-strings,
   code, CSS), ``{%``, ``{#``, a lone ``}}``, ``{{`` around anything that is not a path (``{{ }}``,
-  ``{{#each items}}``, ``{{x + 1}}``, ``{{ 'a' }}``). In a run of three or more ``{`` only the last two
-  can open a placeholder, so a literal brace can sit right before a value: ``{{{x}}}`` is ``{`` + x + ``}``
-  (LaTeX ``x^{{{n}}}``, JSON, sets). Code that uses ``{{name}}`` or ``{{{name}}}`` for something else
-  (f-strings, Handlebars) needs an escape: ``\{{{name}}}`` renders ``{{{name}}}``.
-- Escape: a backslash before the braces, ``\{{name}}``, renders the literal ``{{name}}`` (the backslash is
-  consumed). Backslashes count only right before ``{{``: there ``2n`` backslashes render as ``n`` and
-  leave the placeholder active (``\\{{name}}`` is one backslash and the value), ``2n + 1`` render as ``n``
-  and make the braces literal. Backslashes anywhere else (Windows paths, regexes) stay as written.
-  :func:`escape` applies this to any text, so ``render(escape(text), {}) == text`` always; note that
-  escaped text ending in a backslash escapes a placeholder written right after it (write ``\\`` there).
+  ``{{#each items}}``, ``{{x + 1}}``, ``{{ 'a' }}``).
+- In a run of three or more ``{`` only the last two can open a placeholder, so a literal brace can sit
+  right before a value: ``{{{x}}}`` is ``{``, x, ``}`` and LaTeX ``\{{{x}}\}`` is ``\{``, x, ``\}``.
+  Code that means something else by ``{{name}}`` or ``{{{name}}}`` (f-strings, Handlebars) needs escapes.
+- Escape: a backslash right before the two braces that open a placeholder, ``\{{name}}``, renders the
+  literal ``{{name}}`` (the backslash is consumed). Backslashes count only there: ``2n`` of them render as
+  ``n`` and leave the placeholder active (``\\{{name}}`` is one backslash and the value), ``2n + 1``
+  render as ``n`` and make the braces literal. Backslashes anywhere else (Windows paths, regexes, LaTeX,
+  ``\{{{x}}}`` where they precede a literal brace) stay as written. To make ``{{{name}}}`` literal, escape
+  its last two braces: ``{\{{name}}}``.
+- :func:`escape` applies these rules to any text, so ``render(escape(text), {}) == text`` always. Its
+  result is meant to stand alone: text that goes right before a placeholder and ends in backslashes
+  needs them doubled (``a\\{{x}}`` is ``a\`` and x), and if it ends in ``{{`` its last brace run is
+  written raw (``{{{{x}}`` is ``{{`` and x).
 - Missing variables are reported all at once, before anything is sent, with the available names. A path
   whose root exists but whose inner key or index does not is missing too (the full path is reported).
 - :func:`render_messages` never renders ``assistant``, ``tool`` or ``function`` messages: they hold model
@@ -56,8 +60,9 @@ __all__ = ["escape", "lookup", "placeholders", "render", "render_messages"]
 _NAME = r"[^\W\d][\w\-]*"
 _SEGMENT = r"""(?:\.[\w\-]+|\[\s*[0-9]+\s*\]|\[\s*"[^"\n]*"\s*\]|\[\s*'[^'\n]*'\s*\])"""
 _PATH_RE: Final = re.compile(rf"{_NAME}{_SEGMENT}*")
-# An opening "{{" with the backslashes before it (escapes).
-_OPEN: Final = re.compile(r"(\\*)\{\{")
+# A run of two or more "{" with the backslashes before it. Only the run's last two braces can open a
+# placeholder, and backslashes count (as escapes) only when they are right before those two.
+_OPEN: Final = re.compile(r"(\\*)(\{\{+)")
 # What must follow an active "{{" for it to be a placeholder.
 _BODY: Final = re.compile(rf"\s*({_NAME}{_SEGMENT}*)\s*\}}\}}")
 _NAME_RE: Final = re.compile(_NAME)
@@ -92,17 +97,16 @@ def _parse(template: str) -> tuple[tuple[str, str], ...]:
     pos = 0
     while (m := _OPEN.search(template, pos)) is not None:
         buf.append(template[pos : m.start()])
-        slashes = len(m.group(1))
-        buf.append("\\" * (slashes // 2))
+        slashes, braces = m.group(1), m.group(2)
         end = m.end()
-        if slashes % 2:  # escaped: the two braces are literal, scanning goes on right after them
-            buf.append("{{")
-            pos = end
-            continue
-        if template.startswith("{", end):  # "{{{": the first brace is literal, the last two may open
-            buf.append("{")
-            pos = end - 1
-            continue
+        if len(braces) == 2:  # backslashes right before "{{": pairs collapse, an odd one escapes
+            buf.append("\\" * (len(slashes) // 2))
+            if len(slashes) % 2:
+                buf.append("{{")
+                pos = end
+                continue
+        else:  # "{{{...": the backslashes and all but the last two braces are literal
+            buf.append(slashes + braces[:-2])
         body = _BODY.match(template, end)
         if body is None:  # "{{" around something that is not a path: verbatim
             buf.append("{{")
@@ -299,9 +303,19 @@ def render_messages(messages: list[dict[str, Any]], variables: Mapping[str, Any]
 
 
 def escape(text: str) -> str:
-    r"""Text that renders back to exactly ``text``: every ``{{`` becomes literal.
+    r"""Text that renders back to exactly ``text``: ``render(escape(text), {}) == text`` for any text.
 
-    Each ``{{`` gets a backslash, and the backslashes already before it are doubled, so
-    ``render(escape(text), {}) == text`` for any text. ``escape("{{x}}")`` is ``\{{x}}``.
+    Every ``{{`` gets a backslash (``escape("{{x}}")`` is ``\{{x}}``), the backslashes right before it
+    are doubled, and longer runs of ``{`` are escaped in pairs from their end (``{{{x}}}`` becomes
+    ``{\{{x}}}``). The result is meant to stand alone; see the module docstring for text that goes right
+    before a placeholder.
     """
-    return _OPEN.sub(lambda m: m.group(1) * 2 + "\\{{", text)
+    return _OPEN.sub(_escape_run, text)
+
+
+def _escape_run(m: re.Match[str]) -> str:
+    slashes, braces = m.group(1), m.group(2)
+    pairs = "\\{{" * (len(braces) // 2)
+    if len(braces) % 2:  # the backslashes and one brace stay literal as they are, then escaped pairs
+        return slashes + "{" + pairs
+    return slashes * 2 + pairs
