@@ -60,6 +60,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from nbplayground.core.types import Event, Media, RunRequest, RunResult, ToolCall  # noqa: F401
 
 
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext nbplayground``: register ``%%prompt`` and its line magics (litellm stays unloaded)."""
+    from nbplayground.magic import load
+
+    load(ipython)
+
+
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:

@@ -102,10 +102,13 @@ def prepare(
     group_id: str | None = None,
     retry_after_output: bool = False,
     max_attempts: int = 4,
+    thread: list[dict[str, Any]] | None = None,
 ) -> list[RunRequest]:
     """Validate arguments and render templates into one :class:`RunRequest` per target.
 
-    Every error here (missing variables, bad parameters, unknown models) is raised before anything is sent.
+    ``thread`` holds earlier turns of a conversation, already rendered: they are sent before the new
+    messages and never templated again. Every error here (missing variables, bad parameters, unknown
+    models) is raised before anything is sent.
     """
     from nbplayground import config
     from nbplayground.core import providers, templating
@@ -115,12 +118,22 @@ def prepare(
         raise E.BadParameterError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}.")
     if tool_mode not in ("auto", "manual"):
         raise E.BadParameterError(f"tool_mode must be 'auto' or 'manual'; got {tool_mode!r}.")
-    if kind != "chat" and text is None and messages is None and prompt is None:
+    if (kind != "chat" or thread) and text is None and messages is None and prompt is None and system is None:
         template, defaults = [], {}
     else:
         template, defaults = build_messages(text, system=system, messages=messages, prompt=prompt)
     variables = dict(variables or {})
     rendered = templating.render_messages(template, variables) if template else []
+    if thread:
+        earlier = [dict(m) for m in thread]
+        new_system = [m for m in rendered if m.get("role") == "system"]
+        if new_system:  # a new system prompt replaces the thread's
+            earlier = [m for m in earlier if m.get("role") != "system"]
+            rendered = new_system[-1:] + earlier + [m for m in rendered if m.get("role") != "system"]
+        else:
+            rendered = earlier + rendered
+    if kind == "chat" and not rendered:
+        raise E.BadParameterError("Nothing to run: pass a prompt text, messages=[...] or prompt='ns/slug'.")
     if isinstance(input, str):
         input = templating.render(input, variables)
     base_params = {**defaults.get("params", {}), **(params or {})}
@@ -259,6 +272,18 @@ def replay(
     history: bool = True,
 ) -> RunResult:
     """Re-run a stored run (same messages, params, schema), optionally on another model or with new params."""
+    return start(replay_requests(run_id, model=model, params=params, tools=tools), history=history).result()
+
+
+def replay_requests(
+    run_id: str,
+    *,
+    model: str | None = None,
+    params: dict[str, Any] | None = None,
+    tools: Iterable[Any] | None = None,
+    surface: str | None = None,
+) -> list[RunRequest]:
+    """The requests that re-run a stored run (for surfaces that stream the replay themselves)."""
     from nbplayground.storage import history as store
 
     old = store.get_run(run_id)
@@ -272,15 +297,15 @@ def replay(
         kw["tools"] = info["tools"]
         kw["tool_mode"] = "manual"  # the functions themselves are not stored
     requests = prepare(
-        None, model=model or old.model, params={**old.params, **(params or {})}, messages=old.messages or None,
+        None, model=model or old.model, params={**old.params, **(params or {})}, thread=old.messages or None,
         response_format=info.get("response_format"), kind=old.kind, input=info.get("input"),
-        surface=old.surface, thread_id=old.thread_id, parent_id=old.id, **kw,
+        surface=surface or old.surface, thread_id=old.thread_id, parent_id=old.id, **kw,
     )  # fmt: skip
     for req in requests:
         req.variables = dict(old.variables)
         req.template_messages = info.get("messages")
         req.prompt_ref = old.prompt_ref
-    return start(requests, history=history).result()
+    return requests
 
 
 def providers() -> Any:

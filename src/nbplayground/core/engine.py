@@ -177,6 +177,16 @@ class RunHandle:
 
         self._loop.call_soon_threadsafe(cancel)
 
+    def poll(self, index: int, timeout: float) -> tuple[list[Event], bool]:
+        """Events after ``index``, waiting up to ``timeout`` s for one; and whether every target ended.
+
+        Lets a display refresh on its own clock (e.g. 20 times a second) however fast tokens arrive.
+        """
+        with self._cond:
+            if index >= len(self._events) and self._remaining:
+                self._cond.wait(timeout)
+            return self._events[index:], not self._remaining
+
     def __iter__(self) -> Iterator[Event]:
         index = 0
         while True:

@@ -67,6 +67,15 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0003_threads",
+        """
+        CREATE TABLE threads (
+            name VARCHAR PRIMARY KEY,
+            cleared_at TIMESTAMPTZ
+        );
+        """,
+    ),
 ]
 
 

@@ -1,0 +1,360 @@
+"""The ``%%prompt`` cell magic and its line magics: a thin surface over the engine.
+
+Parsing, namespace lookups and display live here; templates, providers, retries and storage do not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import time
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from traitlets import Unicode
+
+from nbplayground import api, display
+from nbplayground.core import errors as E
+from nbplayground.core.engine import RunHandle
+from nbplayground.core.types import Media, RunResult
+
+#: Display refresh period while streaming: at most 20 updates a second.
+REFRESH_S = 0.05
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:
+        raise UsageError(f"{message}\n{self.format_usage().strip()}")
+
+
+def _parser() -> _Parser:
+    p = _Parser(prog="%%prompt", add_help=False, exit_on_error=False,
+                description="Run the cell as a prompt; {{name}} placeholders come from the notebook.")  # fmt: skip
+    p.add_argument("model", nargs="?", help="model name (default: %config Prompt.model, then config.toml)")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="model parameter")
+    p.add_argument("--system", help="system message")
+    p.add_argument("--chat", metavar="NAME", help="named thread: the conversation continues across cells")
+    p.add_argument("--clear", action="store_true", help="empty the --chat thread first (Clear & Run)")
+    p.add_argument("-o", "--output", metavar="VAR", help="also assign the text (or parsed data) to VAR")
+    p.add_argument("--schema", metavar="NAME_OR_JSON", help="structured output: pydantic model, dict or JSON")
+    p.add_argument("--tools", metavar="F,G", help="functions from the notebook the model may call")
+    p.add_argument("--tool-mode", choices=("auto", "manual"), default="auto")
+    p.add_argument(
+        "--tool-result", metavar="CALL_ID", help="with --chat: the cell body answers this tool call"
+    )
+    kinds = p.add_mutually_exclusive_group()
+    kinds.add_argument("--image", action="store_true", help="generate an image from the cell")
+    kinds.add_argument("--speech", action="store_true", help="read the cell aloud (text to speech)")
+    kinds.add_argument(
+        "--transcribe", action="store_true", help="transcribe audio: the cell names a variable or file"
+    )
+    p.add_argument("--format", choices=display.FORMATS, default="markdown")
+    p.add_argument(
+        "--prompt", metavar="NS/SLUG[@V]", help="run a saved prompt; the cell body is the user message"
+    )
+    p.add_argument("--save", metavar="NS/SLUG", help="save this prompt as a new version")
+    p.add_argument("--compare", metavar="M1,M2", help="run 1-4 models side by side")
+    p.add_argument("--no-stream", action="store_true", help="show only the final answer")
+    p.add_argument("--no-history", action="store_true", help="do not record this run")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def parse_value(raw: str) -> Any:
+    """``-p`` values: JSON (numbers, true/false, null, lists, objects), Python's True/False/None, else text."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        pass
+    return {"True": True, "False": False, "None": None}.get(raw, raw)
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """``["temperature=0.2", "stop=[\\"x\\"]"]`` -> ``{"temperature": 0.2, "stop": ["x"]}``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"-p expects KEY=VALUE, got {item!r} (e.g. -p temperature=0.2)")
+        out[key.strip()] = parse_value(raw.strip())
+    return out
+
+
+_BARE_VAR = re.compile(r"^\s*(?:\{\{\s*)?([^\W\d]\w*)(?:\s*\}\})?\s*$")
+
+
+@magics_class
+class Prompt(Magics):
+    """``%%prompt``: run the cell as a prompt, streaming the answer into the cell."""
+
+    model = Unicode("", help="Default model for %%prompt (else default_model from config.toml).").tag(
+        config=True
+    )
+
+    # -- helpers ---------------------------------------------------------------------------------
+    @property
+    def ns(self) -> dict[str, Any]:
+        return self.shell.user_ns if self.shell is not None else {}
+
+    def _lookup(self, name: str, what: str) -> Any:
+        if name not in self.ns:
+            raise UsageError(f"{what} {name!r} is not defined in the notebook")
+        return self.ns[name]
+
+    def _variables(self, *texts: str | None) -> dict[str, Any]:
+        from nbplayground.core.templating import placeholders
+
+        roots = set()
+        for text in texts:
+            for path in placeholders(text or ""):
+                roots.add(re.split(r"[.\[]", path, maxsplit=1)[0])
+                roots.add(path)  # a literal dotted name wins, as in templates
+        return {k: self.ns[k] for k in roots if k in self.ns}
+
+    def _available(self) -> list[str]:
+        import types
+
+        names = [
+            k for k, v in self.ns.items()
+            if not k.startswith("_") and k not in ("In", "Out", "exit", "quit", "get_ipython")
+            and not isinstance(v, types.ModuleType | types.FunctionType | type)
+        ]  # fmt: skip
+        return sorted(names)[:30]
+
+    def _schema(self, spec: str | None) -> Any:
+        if not spec:
+            return None
+        if spec in self.ns:
+            return self.ns[spec]
+        try:
+            value = json.loads(spec)
+        except ValueError:
+            raise UsageError(f"--schema {spec!r} is neither a name in the notebook nor JSON") from None
+        if not isinstance(value, dict):
+            raise UsageError("--schema JSON must be an object (a JSON schema)")
+        return value
+
+    def _tools(self, spec: str | None) -> list[Any] | None:
+        if not spec:
+            return None
+        tools = []
+        for name in (n.strip() for n in spec.split(",") if n.strip()):
+            fn = self._lookup(name, "Tool")
+            if not callable(fn) and not isinstance(fn, dict):
+                raise UsageError(f"Tool {name!r} is not a function")
+            tools.append(fn)
+        return tools
+
+    def _audio(self, body: str) -> Any:
+        m = _BARE_VAR.match(body)
+        if m and m.group(1) in self.ns:
+            value = self.ns[m.group(1)]
+            if isinstance(value, RunResult):
+                value = value.audio
+            if isinstance(value, Media):
+                return value.data
+            return value
+        path = body.strip()
+        if not path:
+            raise UsageError("--transcribe needs audio: a variable holding bytes/Media, or a file path")
+        return path
+
+    # -- the cell magic ----------------------------------------------------------------------------
+    @cell_magic
+    def prompt(self, line: str, cell: str | None = None) -> None:
+        """Run the cell body as a prompt; ``%%prompt --help`` lists the options."""
+        if line.strip() in ("-h", "--help"):
+            print(_parser().format_help())
+            return
+        try:
+            args = _parser().parse_args(shlex.split(line))
+        except ValueError as exc:  # shlex: unbalanced quotes
+            raise UsageError(f"{exc}\n{_parser().format_usage().strip()}") from None
+        try:
+            self._run(args, cell or "")
+        except E.NBPlaygroundError as exc:
+            if args.debug:
+                raise
+            message = str(exc)
+            if isinstance(exc, E.MissingVariablesError):
+                have = self._available()
+                message = (f"Missing template variable{'s' if len(exc.missing) > 1 else ''}: "
+                           f"{', '.join(exc.missing)}. Defined in the notebook: {', '.join(have) or 'none'}.")  # fmt: skip
+            raise UsageError(message) from None
+
+    def _run(self, args: argparse.Namespace, body: str) -> None:
+        params = parse_params(args.param)
+        kind = (
+            "image"
+            if args.image
+            else "speech"
+            if args.speech
+            else "transcription"
+            if args.transcribe
+            else "chat"
+        )
+        model = args.model or self.model or None
+        text: str | None = body if body.strip() else None
+        kw: dict[str, Any] = {
+            "params": params, "system": args.system, "prompt": args.prompt, "kind": kind, "surface": "magic",
+            "response_format": self._schema(args.schema), "tools": self._tools(args.tools),
+            "tool_mode": args.tool_mode,
+        }  # fmt: skip
+        if kind == "speech":
+            kw["input"], text = text or "", None
+        elif kind == "transcription":
+            kw["input"], text = self._audio(body), None
+        if args.tool_result and not args.chat:
+            raise UsageError("--tool-result continues a thread: add --chat NAME")
+        if args.chat:
+            from nbplayground.storage import threads
+
+            if args.clear:
+                threads.clear(args.chat)
+            kw["thread"] = threads.messages(args.chat)
+            kw["thread_id"] = args.chat
+            if args.tool_result:
+                if not kw["thread"]:
+                    raise UsageError(f"Thread {args.chat!r} is empty: nothing to answer with --tool-result")
+                kw["messages"] = [{"role": "tool", "tool_call_id": args.tool_result, "content": body}]
+                text = None
+        elif args.clear:
+            raise UsageError("--clear empties a thread: add --chat NAME")
+        kw["variables"] = self._variables(text, args.system, kw.get("input") if kind == "speech" else None)
+        if args.compare:
+            models = [m.strip() for m in args.compare.split(",") if m.strip()]
+            if model and model not in models:
+                models.insert(0, model)
+            kw["models"] = models
+        else:
+            kw["model"] = model
+        requests = api.prepare(text, **kw)
+        if args.save:
+            from nbplayground.storage import registry
+
+            template = requests[0].template_messages or []
+            saved = registry.save(args.save, messages=template, model=requests[0].model, params=params)
+            print(f"saved as {saved.ref}")
+        handle = api.start(requests, history=not args.no_history)
+        results = self._show(handle, args)
+        if args.output:
+            values = [r.data if r.data is not None else (r.media[0] if r.media else r.text) for r in results]
+            self.ns[args.output] = values if args.compare else values[0]
+
+    def _show(self, handle: RunHandle, args: argparse.Namespace) -> list[RunResult]:
+        from IPython.display import display as ipy_display
+
+        n = len(handle.requests)
+        models = [r.model for r in handle.requests]
+        texts = [""] * n
+        results: list[RunResult | None] = [None] * n
+        notes = [""] * n
+        compare = n > 1
+
+        def current() -> tuple[dict[str, Any], dict[str, Any]]:
+            if compare:
+                return display.compare_bundle(models, texts, results)
+            return display.partial(texts[0], models[0], notes[0]), {}
+
+        dh = ipy_display(current()[0], raw=True, display_id=True)
+        index, finished, dirty = 0, False, False
+        last = 0.0
+        try:
+            while not finished:
+                events, finished = handle.poll(index, REFRESH_S)
+                index += len(events)
+                for ev in events:
+                    t = ev.target
+                    if ev.type == "delta":
+                        texts[t] += ev.text
+                        dirty = True
+                    elif ev.type == "start" and ev.text.startswith("retry"):
+                        texts[t], dirty = "", True
+                    elif ev.type == "tool_call" and ev.tool_call is not None:
+                        notes[t] = f" · calling {ev.tool_call.name}"
+                        dirty = True
+                    elif ev.type == "done" and ev.result is not None:
+                        results[t] = ev.result
+                        dirty = True
+                now = time.monotonic()
+                if dirty and not finished and not args.no_stream and now - last >= REFRESH_S:
+                    dh.update(current()[0], raw=True)
+                    last, dirty = now, False
+        except KeyboardInterrupt:
+            handle.stop()
+        final = handle.results(timeout=10)
+        if compare:
+            data, meta = display.compare_bundle(models, [r.text for r in final], list(final))
+        else:
+            data, meta = display.bundle(final[0], args.format, chat=args.chat)
+        dh.update(data, metadata=meta, raw=True)
+        return final
+
+    # -- line magics ---------------------------------------------------------------------------------
+    @line_magic
+    def prompt_history(self, line: str) -> Any:
+        """``%prompt_history [N]``: the N most recent runs (default 10) as a table."""
+        n = int(line.strip() or 10)
+        df = api.history(limit=n)
+        return df[
+            ["created_at", "surface", "model", "status", "text", "tokens_out", "cost_usd", "latency_ms", "id"]
+        ]
+
+    @line_magic
+    def prompt_models(self, line: str) -> Any:
+        """``%prompt_models``: providers, a sample of models, key status (never the key)."""
+        df = api.providers()
+        df = df.assign(models=df["models"].map(lambda ms: ", ".join(ms[:6]) + (" …" if len(ms) > 6 else "")))
+        return df
+
+    @line_magic
+    def prompt_replay(self, line: str) -> None:
+        """``%prompt_replay RUN_ID [-m MODEL] [-p KEY=VALUE]``: re-run a stored run, streaming."""
+        p = _Parser(prog="%prompt_replay", add_help=False, exit_on_error=False)
+        p.add_argument("run_id")
+        p.add_argument("-m", "--model")
+        p.add_argument("-p", "--param", action="append", default=[])
+        args = p.parse_args(shlex.split(line))
+        try:
+            requests = api.replay_requests(args.run_id, model=args.model, params=parse_params(args.param),
+                                           surface="magic")  # fmt: skip
+        except E.NBPlaygroundError as exc:
+            raise UsageError(str(exc)) from None
+        ns = argparse.Namespace(no_stream=False, format="markdown", chat=None)
+        self._show(api.start(requests), ns)
+
+    @line_magic
+    def prompt_chat(self, line: str) -> None:
+        """``%prompt_chat NAME``: show a thread's conversation."""
+        from IPython.display import Markdown
+        from IPython.display import display as ipy_display
+
+        from nbplayground.storage import threads
+
+        name = line.strip()
+        if not name:
+            raise UsageError("usage: %prompt_chat NAME")
+        msgs = threads.messages(name)
+        if not msgs:
+            ipy_display(Markdown(f"*Thread `{name}` is empty.*"))
+            return
+        blocks = []
+        for m in msgs:
+            content = m.get("content") or ""
+            if m.get("tool_calls"):
+                content += "".join(f"\n\n🔧 `{c['function']['name']}({c['function']['arguments']})` (call `{c['id']}`)"
+                                   for c in m["tool_calls"])  # fmt: skip
+            blocks.append(f"**{m.get('role')}**" + (f" ({m['tool_call_id']})" if m.get("tool_call_id") else "")
+                          + f"\n\n{content}")  # fmt: skip
+        ipy_display(Markdown("\n\n---\n\n".join(blocks)))
+
+
+def load(ipython: Any) -> None:
+    """Register the magics (and make ``%config Prompt.model`` work)."""
+    magics = Prompt(shell=ipython)
+    ipython.register_magics(magics)
+    if magics not in ipython.configurables:
+        ipython.configurables.append(magics)
