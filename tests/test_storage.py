@@ -99,10 +99,15 @@ def test_migrations_old_to_current_keeps_rows(nbp_home):
     path = nbp_home / db.DB_FILE
     con = duckdb.connect(str(path))
     assert migrations.migrate(con, upto=1) == ["0001_runs"]
-    row = history.to_row(_result(7), nbp_home)
-    con.execute(history._INSERT, list(row))
+    con.execute(
+        "INSERT INTO runs (id, created_at, model, status, text, messages) VALUES (?, now(), ?, ?, ?, ?)",
+        ["old-run-0000000000000000000000000", "mock/echo", "ok", "from an old store", "[]"],
+    )
     con.close()
-    assert len(nbp.history()) == 1  # opening the store applies the missing steps
+    assert nbp.history()["text"].tolist() == [
+        "from an old store"
+    ]  # opening the store applies the missing steps
+    assert nbp.get_run("old-run-0000000000000000000000000").row_key is None
     names = nbp.sql("select name from _migrations order by 1")["name"].tolist()
     assert names == [n for n, _ in migrations.MIGRATIONS]
     nbp.prompts.save("a/b", content="x")

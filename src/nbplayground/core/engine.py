@@ -116,7 +116,7 @@ class RunHandle:
 
     # -- engine side ------------------------------------------------------------------------------
     async def _start(self) -> None:
-        runner = _Runner(self)
+        runner = Runner(self._emit, self._on_done)
         self._tasks = []
         for req in self.requests:
             task = asyncio.create_task(runner.execute(req))
@@ -299,18 +299,22 @@ class _State:
         return self.done_text + "".join(self.parts)
 
 
-class _Runner:
-    def __init__(self, handle: RunHandle) -> None:
-        self.handle = handle
+class Runner:
+    """Runs one request to its end on the engine loop: ``emit`` gets its events, ``on_done`` its result."""
+
+    def __init__(self, emit: Callable[[Event], None], on_done: OnDone | None = None) -> None:
+        self.emit = emit
+        self.on_done = on_done
 
     async def execute(self, req: RunRequest) -> RunResult:
-        emit = self.handle._emit
+        emit = self.emit
         target = req.target_index
         state = _State()
         result = RunResult(
             id=req.run_id, model=req.model, kind=req.kind, surface=req.surface, messages=req.messages,
             variables=req.variables, template=_template_info(req), prompt_ref=req.prompt_ref,
             thread_id=req.thread_id, parent_id=req.parent_id, group_id=req.group_id, target_index=target,
+            row_key=req.row_key,
         )  # fmt: skip
         result.params = {k: v for k, v in req.params.items() if k not in providers.CALL_OPTIONS}
         emit(Event("start", target, req.run_id))
@@ -353,9 +357,9 @@ class _Runner:
             result.ttft_ms = round((state.first_token_at - state.started_at) * 1000, 3)
         if rm is not None:
             result.cost_usd = rm.price(result.tokens_in, result.tokens_out)
-        if self.handle._on_done is not None:
+        if self.on_done is not None:
             try:
-                self.handle._on_done(result)
+                self.on_done(result)
             except Exception as exc:  # storage must never break a run
                 import warnings
 
@@ -382,7 +386,7 @@ class _Runner:
                 break
             result.tool_calls.extend(calls)
             for tc in calls:
-                self.handle._emit(Event("tool_call", req.target_index, req.run_id, tool_call=tc))
+                self.emit(Event("tool_call", req.target_index, req.run_id, tool_call=tc))
             if req.tool_mode == "manual" or not req.tool_functions:
                 break
             if round_no == req.max_tool_rounds:
@@ -409,7 +413,7 @@ class _Runner:
             for tc in calls:
                 content = await execute(tc, req.tool_functions)
                 tool_messages.append({"role": "tool", "tool_call_id": tc.id, "content": content})
-                self.handle._emit(Event("tool_result", req.target_index, req.run_id, tool_call=tc))
+                self.emit(Event("tool_result", req.target_index, req.run_id, tool_call=tc))
             call.messages = [*call.messages, assistant, *tool_messages]
         if req.response_format is not None and result.finish_reason != "tool_calls":
             result.data = parse_structured(state.text, req.response_format)
@@ -418,7 +422,7 @@ class _Runner:
         self, req: RunRequest, call: ProviderCall, state: _State, result: RunResult
     ) -> tuple[list[ToolCall], str | None, int | None, int | None]:
         stream = _transport(call)
-        emit = self.handle._emit
+        emit = self.emit
         target, run_id = req.target_index, req.run_id
         attempt = 0
         while True:
@@ -429,7 +433,10 @@ class _Runner:
             tokens_in = tokens_out = None
             output_began = False
             parts = state.parts
+            limiter = req.limiter
             try:
+                if limiter is not None:
+                    await limiter.acquire()
                 async for chunk in stream(call):
                     text = chunk.text
                     if text:
@@ -456,8 +463,14 @@ class _Runner:
                 for i, tc in enumerate(calls):
                     if not tc.id:
                         tc.id = f"call_{run_id[:8]}_{i}"
+                if limiter is not None:
+                    limiter.release(ok=True)
+                    limiter = None
                 return calls, finish, tokens_in, tokens_out
             except E.NBPlaygroundError as exc:
+                if limiter is not None:
+                    limiter.release(ok=False, rate_limited=isinstance(exc, E.RateLimitError))
+                    limiter = None
                 if not exc.retryable or attempt >= req.max_attempts:
                     raise
                 if output_began and not req.retry_after_output:
@@ -468,6 +481,9 @@ class _Runner:
                     del parts[:]
                     emit(Event("start", target, run_id, text=f"retry {attempt + 1}"))
                 await asyncio.sleep(backoff_delay(attempt, exc.retry_after))
+            finally:
+                if limiter is not None:  # stopped, or an unexpected error: give the slot back
+                    limiter.release(ok=False)
 
     # -- media ------------------------------------------------------------------------------------
     async def _media(
@@ -501,7 +517,7 @@ class _Runner:
         else:
             result.text = out.text or (call.input if isinstance(call.input, str) else "")
         if result.text:
-            self.handle._emit(Event("delta", req.target_index, req.run_id, text=result.text))
+            self.emit(Event("delta", req.target_index, req.run_id, text=result.text))
         if out.usage is not None:
             _add_usage(result, out.usage.tokens_in, out.usage.tokens_out)
         result.finish_reason = "stop"

@@ -199,6 +199,8 @@ class RunRequest:
     retry_after_output: bool = False
     max_attempts: int = 4
     run_id: str = field(default_factory=new_id)
+    row_key: str | None = None  # DataFrame runs: the row's index value
+    limiter: Any = field(default=None, repr=False)  # DataFrame runs: shared AIMD concurrency limiter
 
 
 @dataclass(slots=True)
@@ -233,6 +235,7 @@ class RunResult:
     group_id: str | None = None
     target_index: int = 0
     attempts: int = 1
+    row_key: str | None = None
     created_at: datetime = field(default_factory=utcnow)
 
     @property
@@ -292,7 +295,7 @@ class RunResult:
 _RESULT_SCALARS = (
     "id", "model", "status", "text", "error", "error_type", "tokens_in", "tokens_out", "cost_usd",
     "latency_ms", "ttft_ms", "finish_reason", "provider", "kind", "surface", "prompt_ref", "thread_id",
-    "parent_id", "group_id", "target_index", "attempts",
+    "parent_id", "group_id", "target_index", "attempts", "row_key",
 )  # fmt: skip
 
 

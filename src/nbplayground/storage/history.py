@@ -30,7 +30,7 @@ COLUMNS = (
     "id", "created_at", "surface", "provider", "model", "kind", "status", "error", "error_type", "text",
     "data", "tool_calls", "media", "messages", "params", "variables", "template", "prompt_ref", "tokens_in",
     "tokens_out", "cost_usd", "latency_ms", "ttft_ms", "finish_reason", "thread_id", "parent_id", "group_id",
-    "target_index", "attempts",
+    "target_index", "attempts", "row_key",
 )  # fmt: skip
 JSON_COLUMNS = {"data", "tool_calls", "media", "messages", "params", "variables", "template"}
 HISTORY_COLUMNS = (
@@ -87,7 +87,7 @@ def to_row(result: RunResult, home: Path) -> tuple[Any, ...]:
         "tokens_in": result.tokens_in, "tokens_out": result.tokens_out, "cost_usd": result.cost_usd,
         "latency_ms": result.latency_ms, "ttft_ms": result.ttft_ms, "finish_reason": result.finish_reason,
         "thread_id": result.thread_id, "parent_id": result.parent_id, "group_id": result.group_id,
-        "target_index": result.target_index, "attempts": result.attempts,
+        "target_index": result.target_index, "attempts": result.attempts, "row_key": result.row_key,
     }  # fmt: skip
     return tuple(values[c] for c in COLUMNS)
 
@@ -362,7 +362,7 @@ def _from_row(row: dict[str, Any]) -> RunResult:
         messages=load("messages") or [], params=load("params") or {}, variables=load("variables") or {},
         template=load("template"), prompt_ref=row["prompt_ref"], thread_id=row["thread_id"],
         parent_id=row["parent_id"], group_id=row["group_id"], target_index=int(row["target_index"] or 0),
-        attempts=int(row["attempts"] or 1), created_at=row["created_at"],
+        attempts=int(row["attempts"] or 1), created_at=row["created_at"], row_key=row.get("row_key"),
     )  # fmt: skip
 
 

@@ -76,6 +76,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    ("0004_runs_row_key", "ALTER TABLE runs ADD COLUMN row_key VARCHAR;"),
 ]
 
 
