@@ -91,3 +91,33 @@ def test_core_knows_nothing_of_jupyter_or_storage():
     for path in (SRC / "core").glob("*.py"):
         bad = {m for m in _imports(path) if m.startswith(banned)}
         assert not bad, f"{path.name} imports {bad}"
+
+
+def test_aimd_limiter_halves_on_429_and_grows_back():
+    import asyncio
+
+    from nbplayground.core.batch import AIMDLimiter
+
+    async def main():
+        lim = AIMDLimiter(16, cooldown=10)
+        for _ in range(16):
+            await lim.acquire()
+        assert lim.in_flight == 16
+        waiter = asyncio.ensure_future(lim.acquire())
+        await asyncio.sleep(0)
+        assert not waiter.done()  # the cap holds
+        lim.release(ok=False, rate_limited=True)
+        assert lim.allowed == 8
+        lim.release(ok=False, rate_limited=True)  # same window: one cut, not two
+        assert lim.allowed == 8
+        for _ in range(14):
+            lim.release(ok=True)
+        await asyncio.sleep(0)
+        assert waiter.done() and lim.in_flight == 1
+        for _ in range(200):
+            await lim.acquire()
+            lim.release(ok=True)
+        assert lim.allowed == 16  # additive increase back to the cap
+        lim.release(ok=True)
+
+    asyncio.run(main())

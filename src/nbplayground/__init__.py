@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "Event": "nbplayground.core.types",
     "ToolCall": "nbplayground.core.types",
     "Media": "nbplayground.core.types",
+    "run_prompt": "nbplayground.dataframe",
     "render": "nbplayground.core.templating",
     "escape": "nbplayground.core.templating",
     "errors": "nbplayground.core.errors",
@@ -65,6 +66,41 @@ def load_ipython_extension(ipython: Any) -> None:
     from nbplayground.magic import load
 
     load(ipython)
+    _register_accessor()
+
+
+def _register_accessor() -> None:
+    """``df.prompt`` exists as soon as pandas is loaded, whichever is imported first; never imports pandas."""
+    import sys
+
+    if "pandas" in sys.modules:
+        importlib.import_module("nbplayground.dataframe")
+    elif not any(isinstance(f, _PandasHook) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PandasHook())
+
+
+class _PandasHook:
+    """A one-shot import hook: when pandas finishes loading, register the ``df.prompt`` accessor."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "pandas":
+            return None
+        import importlib.util
+        import sys
+
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        loader = getattr(spec, "loader", None)
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        original = loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            original(module)
+            importlib.import_module("nbplayground.dataframe")
+
+        loader.exec_module = exec_module
+        return spec
 
 
 def __getattr__(name: str) -> Any:
@@ -75,6 +111,9 @@ def __getattr__(name: str) -> Any:
     value = mod if name == "errors" else getattr(mod, name)
     globals()[name] = value
     return value
+
+
+_register_accessor()
 
 
 def __dir__() -> list[str]:

@@ -53,6 +53,10 @@ class OpenAIServer:
     bodies: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     script: list[Behaviour] = field(default_factory=list)
+    echo: bool = False  # answer with the last user message (alignment checks)
+    chaos: dict[int, float] = field(default_factory=dict)  # status -> probability, e.g. {429: 0.1, 500: 0.05}
+    chaos_seed: int = 0
+    retry_after: float = 0.05
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def __enter__(self) -> OpenAIServer:
@@ -136,7 +140,10 @@ class OpenAIServer:
         if path.endswith("/chat/completions"):
             data = json.loads(body or b"{}")
             self.bodies.append(data)
-            behaviour = self.script.pop(0) if self.script else Behaviour()
+            behaviour = self.script.pop(0) if self.script else self._chaos()
+            if self.echo and behaviour.text is None:
+                users = [m for m in data.get("messages", []) if m.get("role") == "user"]
+                behaviour.text = str(users[-1]["content"]) if users else ""
             return await self._chat(data, behaviour, reader, writer)
         if path.endswith("/images/generations"):
             self.bodies.append(json.loads(body or b"{}"))
@@ -151,6 +158,20 @@ class OpenAIServer:
             self.bodies.append({"multipart": len(body)})
             return self._json(writer, 200, {"text": "transcribed text"})
         return self._json(writer, 404, {"error": {"message": f"no route {path}"}})
+
+    def _chaos(self) -> Behaviour:
+        if not self.chaos:
+            return Behaviour()
+        if not hasattr(self, "_rng"):
+            import random
+
+            self._rng = random.Random(self.chaos_seed)
+        x, acc = self._rng.random(), 0.0
+        for status, p in self.chaos.items():
+            acc += p
+            if x < acc:
+                return Behaviour(status=status, retry_after=self.retry_after if status == 429 else None)
+        return Behaviour()
 
     def _raw(self, writer: Any, status: int, payload: bytes, ctype: str, extra: str = "") -> bool:
         writer.write(

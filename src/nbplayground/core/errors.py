@@ -40,6 +40,19 @@ class MissingVariablesError(TemplateError, KeyError):
         super().__init__(f"Missing template variable{plural}: {names}. Available variables: {have}.")
 
 
+class MissingColumnsError(MissingVariablesError):
+    """A DataFrame run names columns the frame does not have. Lists all of them at once."""
+
+    def __init__(self, missing: Iterable[str], available: Iterable[str]) -> None:
+        super().__init__(missing, available)
+        names = ", ".join(self.missing)
+        plural = "s" if len(self.missing) > 1 else ""
+        self.message = (
+            f"Missing column{plural}: {names}. The frame has: {', '.join(self.available) or 'no columns'}."
+        )
+        self.args = (self.message,)
+
+
 class ConfigError(NBPlaygroundError, ValueError):
     """The configuration file or a ``configure()`` call is invalid."""
 

@@ -88,6 +88,10 @@ class Media:
             out["data_b64"] = base64.b64encode(self.data).decode("ascii")
         return out
 
+    def __repr__(self) -> str:
+        where = f", path={self.path!r}" if self.path else ""
+        return f"Media({self.mime}, {len(self.data)} bytes{where})"
+
     def data_uri(self) -> str:
         """The bytes as a ``data:`` URI (for HTML and markdown embedding)."""
         return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"

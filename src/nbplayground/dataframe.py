@@ -1,0 +1,441 @@
+"""Run a prompt over a pandas DataFrame: a new column filled by a model, one run per row.
+
+Rows are rendered from ``{{column}}`` placeholders (dot paths reach into dict and JSON-string columns),
+scheduled by the engine's AIMD limiter (concurrency is an upper bound that halves on 429s and grows back),
+checkpointed to the history as they finish, and written back by position, so rows never shift. Running
+the same call again resumes: rows already done come from the store with zero model calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from nbplayground.core import errors as E
+from nbplayground.core import providers, templating
+from nbplayground.core.batch import AIMDLimiter, Batch
+from nbplayground.core.engine import _schema_of
+from nbplayground.core.tools import normalize_tools
+from nbplayground.core.types import KINDS, Media, RunRequest, RunResult, new_id
+
+NOT_RUN = "not run"
+DETAIL_FIELDS = ("status", "error", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "run_id")
+
+
+@dataclass
+class Estimate:
+    """What a batch would do, without calling any model."""
+
+    rows: int
+    calls: int
+    already_done: int
+    tokens_in: int
+    tokens_out_max: int | None
+    cost_usd: float | None
+    model: str
+
+    def _repr_markdown_(self) -> str:
+        cost = f"${self.cost_usd:.4f}" if self.cost_usd is not None else "unknown (no price for this model)"
+        out = self.tokens_out_max if self.tokens_out_max is not None else "unbounded (set max_tokens)"
+        return (
+            f"**{self.calls}** calls to `{self.model}` for {self.rows} rows ({self.already_done} already done) · "
+            f"~{self.tokens_in:,} tokens in · up to {out} tokens out · est. cost {cost}"
+        )
+
+
+def _roots(texts: Iterable[str | None]) -> list[str]:
+    import re
+
+    roots: dict[str, None] = {}
+    for text in texts:
+        for path in templating.placeholders(text or ""):
+            roots.setdefault(path, None)
+            roots.setdefault(re.split(r"[.\[]", path, maxsplit=1)[0], None)
+    return list(roots)
+
+
+def _template(
+    prompt: str | None, messages: list[dict[str, Any]] | None, system: str | None
+) -> list[dict[str, Any]]:
+    out = [dict(m) for m in (messages or [])]
+    if system is not None:
+        out = [m for m in out if m.get("role") != "system"]
+        out.insert(0, {"role": "system", "content": system})
+    if prompt is not None:
+        out.append({"role": "user", "content": prompt})
+    return out
+
+
+def _fingerprint(df: pd.DataFrame, columns: list[str]) -> str:
+    h = hashlib.sha256()
+    h.update(pd.util.hash_pandas_object(df.index, index=False).values.tobytes())
+    for col in columns:
+        h.update(col.encode())
+        try:
+            h.update(pd.util.hash_pandas_object(df[col], index=False).values.tobytes())
+        except TypeError:  # unhashable cells (dicts, lists): hash their JSON
+            h.update(json.dumps(df[col].tolist(), default=str, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _row_key(value: Any) -> str:
+    return json.dumps(value, default=str) if not isinstance(value, str) else value
+
+
+def run_prompt(
+    df: pd.DataFrame,
+    column: str,
+    *,
+    prompt: str | None = None,
+    messages: list[dict[str, Any]] | None = None,
+    system: str | None = None,
+    input: str | None = None,
+    model: str | None = None,
+    params: dict[str, Any] | None = None,
+    kind: str = "chat",
+    response_format: Any = None,
+    expand: bool = False,
+    tools: Iterable[Any] | None = None,
+    tool_mode: str = "auto",
+    concurrency: int = 8,
+    max_attempts: int = 6,
+    details: bool = False,
+    inplace: bool = False,
+    resume: bool = True,
+    retry_failed: bool = False,
+    estimate: bool = False,
+    max_cost: float | None = None,
+    progress: bool = True,
+) -> Any:
+    """Fill ``column`` with a model's answer for every row; see the module docstring.
+
+    ``prompt`` is the user message template, ``messages`` a full template thread, ``input`` the text (or
+    audio column, for transcription) of media kinds. Returns a new frame (``inplace=True`` fills ``df``),
+    with the batch id in ``out.attrs["nbplayground"]``. ``estimate=True`` returns an :class:`Estimate`.
+    """
+    from nbplayground import config
+    from nbplayground.storage import history
+
+    if not isinstance(df, pd.DataFrame):
+        raise E.BadParameterError(f"run_prompt needs a pandas DataFrame, got {type(df).__name__}.")
+    if not isinstance(column, str) or not column:
+        raise E.BadParameterError("Name the new column: run_prompt(df, 'answer', prompt=...).")
+    if kind not in KINDS:
+        raise E.BadParameterError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}.")
+    if not df.index.is_unique:
+        raise E.BadParameterError(
+            "The frame's index has duplicates: rows are matched by index, reset_index() first."
+        )
+    template = _template(prompt, messages, system)
+    if kind == "chat" and not template:
+        raise E.BadParameterError("Pass prompt='... {{column}} ...' or messages=[...].")
+    if kind != "chat" and input is None and prompt is None:
+        raise E.BadParameterError(f"kind={kind!r} needs input='{{{{column}}}}' (or prompt= for images).")
+    texts = [m.get("content") for m in template if isinstance(m.get("content"), str)] + [input]
+    roots = _roots(texts)
+    columns = [str(c) for c in df.columns]
+    missing = [r for r in roots if r not in columns and "." not in r and "[" not in r]
+    if missing:
+        raise E.MissingColumnsError(missing, columns)
+    used = [r for r in roots if r in columns]
+    rm = providers.resolve(model or config.settings().default_model)
+    send, _options = providers.split_params(rm, params)
+    tool_schemas, functions = normalize_tools(tools)
+    schema = _schema_of(response_format)
+
+    signature = json.dumps(
+        {"column": column, "template": template, "input": input, "model": rm.name, "params": send, "kind": kind,
+         "schema": schema, "tools": [t["function"]["name"] for t in tool_schemas or []],
+         "frame": _fingerprint(df, used)},
+        sort_keys=True, default=str,
+    )  # fmt: skip
+    group_id = "batch-" + hashlib.sha256(signature.encode()).hexdigest()[:24]
+    records = df[used].to_dict("records") if used else [{} for _ in range(len(df))]
+    keys = [_row_key(k) for k in df.index]
+    n = len(df)
+    results: list[RunResult | None] = [None] * n
+    if resume:
+        done = _previous(group_id, retry_failed)
+        for pos, key in enumerate(keys):
+            results[pos] = done.get(key)
+    todo = [i for i in range(n) if results[i] is None]
+
+    def render(i: int) -> tuple[list[dict[str, Any]], Any]:
+        row = records[i]
+        msgs = templating.render_messages(template, row) if template else []
+        if kind == "transcription":
+            value = templating.lookup(row, input.strip().strip("{} ")) if input else None
+            return msgs, value.data if isinstance(value, Media) else value
+        return msgs, templating.render(input, row) if input is not None else None
+
+    if estimate:
+        return _estimate(rm, send, todo, render, n)
+
+    per_row = _row_cost_guess(rm, send, todo[:50], render)
+    spent = [0.0]
+    reserved = [0.0]
+    lock = threading.Lock()
+    counts = {"ok": 0, "error": 0, "stopped": 0}
+    budget_hit = [False]
+
+    def make(i: int) -> RunRequest | None:
+        if max_cost is not None:
+            with lock:
+                if spent[0] + reserved[0] + (per_row or 0.0) > max_cost:
+                    budget_hit[0] = True
+                    return None
+                reserved[0] += per_row or 0.0
+        try:
+            msgs, value = render(i)
+        except E.TemplateError as exc:
+            results[i] = RunResult(id=new_id(), model=rm.name, status="error", error=str(exc),
+                                   error_type=type(exc).__name__, surface="dataframe", group_id=group_id,
+                                   row_key=keys[i])  # fmt: skip
+            history.record(results[i])
+            with lock:
+                counts["error"] += 1
+            return None
+        return RunRequest(
+            model=rm.name, messages=msgs, params=dict(params or {}), variables=records[i], tools=tool_schemas,
+            tool_functions=functions, tool_mode=tool_mode,  # type: ignore[arg-type]
+            response_format=response_format, kind=kind,  # type: ignore[arg-type]
+            input=value, template_messages=template or None, surface="dataframe", group_id=group_id,
+            max_attempts=max_attempts, row_key=keys[i],
+        )  # fmt: skip
+
+    position = {keys[i]: i for i in range(n)}
+
+    def on_result(r: RunResult) -> None:
+        i = position[r.row_key]  # written by row key: rows never shift or swap
+        results[i] = r
+        with lock:
+            counts[r.status] = counts.get(r.status, 0) + 1
+            if r.cost_usd:
+                spent[0] += r.cost_usd
+            if max_cost is not None:
+                reserved[0] = max(0.0, reserved[0] - (per_row or 0.0))
+        if r.status != "stopped" or r.text:
+            history.record(r)
+
+    limiter = AIMDLimiter(concurrency)
+    batch = Batch(make, todo, workers=concurrency, on_result=on_result, limiter=limiter)
+    future = batch.start()
+    bar = _progress(progress, len(todo), n - len(todo))
+    interrupted = False
+    try:
+        last_done = 0
+        while not future.done():
+            try:
+                future.result(timeout=0.1)
+            except TimeoutError:
+                pass
+            except Exception:
+                break
+            finished = counts["ok"] + counts["error"] + counts["stopped"]
+            if bar is not None and finished != last_done:
+                bar.update(finished - last_done)
+                last_done = finished
+                bar.set_postfix(ok=counts["ok"], failed=counts["error"], retrying=limiter.rate_limited,
+                                limit=limiter.allowed, cost=f"${spent[0]:.4f}", refresh=False)  # fmt: skip
+    except KeyboardInterrupt:
+        interrupted = True
+        batch.stop()
+        try:
+            future.result(timeout=10)
+        except Exception:
+            pass
+    finally:
+        if bar is not None:
+            bar.close()
+    history.flush()
+    out = df if inplace else df.copy()
+    _fill(out, column, results, kind, response_format, expand, details)
+    info = {"group_id": group_id, "model": rm.name, "rows": n, "ran": len(todo), "resumed": n - len(todo),
+            "ok": sum(1 for r in results if r is not None and r.status == "ok"),
+            "failed": sum(1 for r in results if r is not None and r.status == "error"),
+            "not_run": sum(1 for r in results if r is None), "cost_usd": round(spent[0], 8),
+            "interrupted": interrupted, "budget_exhausted": budget_hit[0]}  # fmt: skip
+    out.attrs["nbplayground"] = info
+    out.attrs["batch_id"] = group_id
+    _register_html()
+    return None if inplace else out
+
+
+def _previous(group_id: str, retry_failed: bool) -> dict[str, RunResult]:
+    """The latest finished run per row of an earlier attempt at this same batch."""
+    from nbplayground.storage import history
+
+    statuses = ("ok",) if retry_failed else ("ok", "error")
+    rows = history._fetch(
+        f"SELECT {', '.join(history.COLUMNS)} FROM runs WHERE group_id = ? AND status IN "
+        f"({', '.join('?' * len(statuses))}) ORDER BY created_at",
+        [group_id, *statuses],
+    )
+    out: dict[str, RunResult] = {}
+    for row in rows:
+        if row.get("row_key") is not None:
+            out[row["row_key"]] = history._from_row(row)
+    return out
+
+
+def _tokens(msgs: list[dict[str, Any]], value: Any) -> int:
+    text = " ".join(str(m.get("content") or "") for m in msgs) + (value if isinstance(value, str) else "")
+    return max(1, len(text) // 4)
+
+
+def _row_cost_guess(
+    rm: providers.ResolvedModel, send: dict[str, Any], sample: list[int], render: Any
+) -> float | None:
+    if not sample:
+        return 0.0
+    try:
+        tin = sum(_tokens(*render(i)) for i in sample) / len(sample)
+    except E.TemplateError:
+        tin = 0
+    tout = send.get("max_tokens") or send.get("max_completion_tokens") or 256
+    return rm.price(int(tin) + 1, int(tout))
+
+
+def _estimate(
+    rm: providers.ResolvedModel, send: dict[str, Any], todo: list[int], render: Any, n: int
+) -> Estimate:
+    tin = 0
+    for i in todo:
+        try:
+            tin += _tokens(*render(i))
+        except E.TemplateError:
+            pass
+    tout = send.get("max_tokens") or send.get("max_completion_tokens")
+    cost = rm.price(tin, (tout or 0) * len(todo)) if tout else rm.price(tin, 0)
+    return Estimate(rows=n, calls=len(todo), already_done=n - len(todo), tokens_in=tin,
+                    tokens_out_max=tout * len(todo) if tout else None, cost_usd=cost, model=rm.name)  # fmt: skip
+
+
+def _progress(enabled: bool, total: int, initial_done: int) -> Any:
+    if not enabled or total == 0:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc="nbplayground", unit="row", leave=True)
+
+
+def _value(r: RunResult | None, kind: str, structured: bool) -> Any:
+    if r is None:
+        return None
+    if r.status != "ok":
+        return None
+    if kind in ("image", "speech"):
+        return r.media[0] if r.media else None
+    if structured:
+        data = r.data
+        return data.model_dump() if hasattr(data, "model_dump") else data
+    return r.text
+
+
+def _fill(out: pd.DataFrame, column: str, results: list[RunResult | None], kind: str, response_format: Any,
+          expand: bool, details: bool) -> None:  # fmt: skip
+    structured = response_format is not None
+    values = [_value(r, kind, structured) for r in results]
+    if structured and expand:
+        schema = _schema_of(response_format) or {}
+        fields = list((schema.get("properties") or {}).keys())
+        expanded = pd.DataFrame([v if isinstance(v, Mapping) else {} for v in values], index=out.index,
+                                columns=fields)  # fmt: skip
+        props = schema.get("properties") or {}
+        for f in fields:
+            out[f"{column}.{f}"] = _typed(expanded[f], props.get(f) or {})
+    else:
+        out[column] = pd.Series(values, index=out.index, dtype=object)
+    failed = any(r is None or r.status != "ok" for r in results)
+    if details or failed:  # a failed row keeps its error in the table
+        get = {
+            "status": lambda r: r.status if r is not None else NOT_RUN,
+            "error": lambda r: r.error if r is not None else None,
+            "tokens_in": lambda r: r.tokens_in if r is not None else None,
+            "tokens_out": lambda r: r.tokens_out if r is not None else None,
+            "cost_usd": lambda r: r.cost_usd if r is not None else None,
+            "latency_ms": lambda r: r.latency_ms if r is not None else None,
+            "run_id": lambda r: r.id if r is not None else None,
+        }
+        for name in DETAIL_FIELDS if details else ("status", "error"):
+            out[f"{column}__{name}"] = pd.Series(
+                [get[name](r) for r in results], index=out.index
+            ).convert_dtypes()
+
+
+_DTYPES = {"integer": "Int64", "number": "Float64", "boolean": "boolean", "string": "string"}
+
+
+def _typed(series: pd.Series, prop: dict[str, Any]) -> pd.Series:
+    """A column typed from its JSON schema property (nullable dtypes, so failed rows stay NA)."""
+    typ = prop.get("type")
+    if isinstance(typ, list):
+        typ = next((t for t in typ if t != "null"), None)
+    if typ is None and prop.get("anyOf"):
+        typ = next((o.get("type") for o in prop["anyOf"] if o.get("type") not in (None, "null")), None)
+    dtype = _DTYPES.get(str(typ))
+    if dtype is None:
+        return series.astype(object)
+    try:
+        return series.astype(dtype)
+    except (TypeError, ValueError):
+        return series.astype(object)
+
+
+def _frame_html(df: pd.DataFrame) -> str:
+    media_cols = [c for c in df.columns if df[c].map(lambda v: isinstance(v, Media)).any()]
+    if not media_cols:
+        return df._repr_html_() or ""
+    formatters = {c: (lambda v: v._repr_html_() if isinstance(v, Media) else str(v)) for c in media_cols}
+    return df.to_html(escape=False, formatters=formatters, max_rows=60)  # type: ignore[arg-type]
+
+
+_registered = False
+
+
+def _register_html() -> None:
+    """Show Media cells (thumbnails, audio players) inline in notebook DataFrame displays."""
+    global _registered
+    if _registered:
+        return
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    ip = get_ipython()
+    if ip is None:
+        return
+    formatter = ip.display_formatter.formatters["text/html"]
+    previous = formatter.lookup_by_type(pd.DataFrame) if pd.DataFrame in formatter.type_printers else None
+
+    def html(df: pd.DataFrame) -> str | None:
+        if any(df[c].dtype == object and df[c].map(lambda v: isinstance(v, Media)).any() for c in df.columns):
+            return _frame_html(df)
+        return previous(df) if previous is not None else df._repr_html_()
+
+    formatter.for_type(pd.DataFrame, html)
+    _registered = True
+
+
+@pd.api.extensions.register_dataframe_accessor("prompt")
+class PromptAccessor:
+    """``df.prompt.run("answer", prompt="Q: {{question}}", model="mock/echo")``."""
+
+    def __init__(self, df: pd.DataFrame) -> None:
+        self._df = df
+
+    def run(self, column: str, **kw: Any) -> Any:
+        """Same as :func:`nbplayground.run_prompt` on this frame."""
+        return run_prompt(self._df, column, **kw)
+
+    def estimate(self, column: str, **kw: Any) -> Estimate:
+        """Planned calls, tokens and cost, without calling."""
+        return run_prompt(self._df, column, estimate=True, **kw)
