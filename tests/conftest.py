@@ -7,17 +7,14 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def nbp_home(tmp_path, monkeypatch):
-    """Point NBPLAYGROUND_HOME at a fresh folder and forget process-wide configuration afterwards."""
+    """Point NBPLAYGROUND_HOME at a fresh folder; afterwards stop the history writer and reset settings."""
     home = tmp_path / "nbp-home"
     monkeypatch.setenv("NBPLAYGROUND_HOME", str(home))
     import nbplayground.config as config
 
     config.configure(reset=True)
     yield home
-    try:
-        from nbplayground.storage import history
-    except ImportError:
-        history = None
-    if history is not None and hasattr(history, "reset_for_tests"):
-        history.reset_for_tests()
+    from nbplayground.storage import history
+
+    history.reset_for_tests()  # flush and stop this test's writer thread, forget per-home state
     config.configure(reset=True)

@@ -223,19 +223,23 @@ def test_killed_process_resumes_without_repeating_finished_rows(nbp_home):
             print("start", flush=True)
             df.prompt.run("a", prompt="{{{{q}}}}", model="local", concurrency=1, progress=False)
         """)
-        srv.script = [Behaviour(delay=0.03)] * 200
+        srv.latency = 0.03
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
                                 env={**os.environ, "NBPLAYGROUND_HOME": str(nbp_home)})  # fmt: skip
         assert proc.stdout.readline().strip() == "start"
         deadline = time.monotonic() + 30
-        while len(srv.bodies) < 25 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        while time.monotonic() < deadline:  # kill it once some rows are checkpointed, mid-batch
+            if (nbp_home / "history.duckdb").exists() and int(
+                nbp.sql("select count(*) as n from runs")["n"][0]
+            ) >= 5:
+                break
+            time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         persisted = set(nbp.sql("select row_key from runs where status = 'ok'")["row_key"])
         assert 5 <= len(persisted) < 60
         sent_before = len(srv.bodies)
-        srv.script = []
+        srv.latency = 0.0
         nbp.configure(models={"local": {"model": "openai/m", "api_base": srv.url}})
         df = pd.DataFrame({"q": [f"q{i}" for i in range(60)]})
         out = df.prompt.run("a", prompt="{{q}}", model="local", concurrency=4, progress=False)

@@ -172,61 +172,6 @@ def test_unwritable_runs_spill_at_exit_and_are_ingested(nbp_home):
     assert not list((nbp_home / "pending").glob("*.jsonl"))
 
 
-WRITER = """
-import sys; sys.path.insert(0, {src!r})
-import nbplayground as nbp
-from nbplayground.storage import history
-for i in range({n}):
-    nbp.run("w{w} {{i}}".format(i=i), model="mock/echo")
-ok = history.flush(timeout=120)
-print("ok" if ok else "pending", flush=True)
-"""
-
-READER = """
-import sys, time; sys.path.insert(0, {src!r})
-import nbplayground as nbp
-reads, seen = 0, 0
-stop = time.monotonic() + 120
-while time.monotonic() < stop:
-    seen = int(nbp.sql("select count(*) as n from runs")["n"][0])
-    nbp.history(limit=20)
-    reads += 1
-    if seen >= {total}:
-        break
-print(reads, seen, flush=True)
-"""
-
-
-@pytest.mark.slow
-def test_four_writers_and_a_reader_lose_nothing(nbp_home):
-    db.ensure_ready()
-    n, writers = 500, 4
-    t0 = time.perf_counter()
-    procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER.format(src=SRC, n=n, w=w)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-        for w in range(writers)
-    ]  # fmt: skip
-    reader = subprocess.Popen([sys.executable, "-c", READER.format(src=SRC, total=n * writers)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    outs = [p.communicate(timeout=240) for p in procs]
-    r_out, r_err = reader.communicate(timeout=240)
-    elapsed = time.perf_counter() - t0
-    for (out, err), p in zip(outs, procs, strict=True):
-        assert p.returncode == 0 and out.strip() == "ok", err
-        assert "Error" not in err and "Warning" not in err, err
-    assert reader.returncode == 0 and not r_err.strip(), r_err
-    reads, _seen = map(int, r_out.split())
-    assert reads > 1
-    counts = nbp.sql("select count(*) as n, count(distinct id) as d from runs")
-    assert int(counts["n"][0]) == n * writers == int(counts["d"][0])
-    per_writer = nbp.sql(
-        "select split_part(text, ' ', 1) as w, count(*) as n from runs group by 1 order by 1"
-    )
-    assert per_writer["n"].tolist() == [n] * writers
-    print(f"4 x {n} runs with a concurrent reader ({reads} reads) in {elapsed:.1f} s")
-
-
 # ---------------------------------------------------------------------------------------------------
 # Prompt registry
 # ---------------------------------------------------------------------------------------------------

@@ -206,7 +206,7 @@ def run_prompt(
             tool_functions=functions, tool_mode=tool_mode,  # type: ignore[arg-type]
             response_format=response_format, kind=kind,  # type: ignore[arg-type]
             input=value, template_messages=template or None, surface="dataframe", group_id=group_id,
-            max_attempts=max_attempts, row_key=keys[i],
+            max_attempts=max_attempts, row_key=keys[i], stream=False,
         )  # fmt: skip
 
     position = {keys[i]: i for i in range(n)}

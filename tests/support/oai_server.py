@@ -57,6 +57,7 @@ class OpenAIServer:
     chaos: dict[int, float] = field(default_factory=dict)  # status -> probability, e.g. {429: 0.1, 500: 0.05}
     chaos_seed: int = 0
     retry_after: float = 0.05
+    latency: float = 0.0  # seconds before every answer (a model's thinking time)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def __enter__(self) -> OpenAIServer:
@@ -121,7 +122,10 @@ class OpenAIServer:
                     if ":" in line:
                         k, v = line.split(":", 1)
                         hdrs[k.strip().lower()] = v.strip()
-                body = await reader.readexactly(int(hdrs.get("content-length", "0") or 0))
+                try:
+                    body = await reader.readexactly(int(hdrs.get("content-length", "0") or 0))
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    break
                 conn.requests += 1
                 self.headers.append(hdrs)
                 keep = await self._route(method, path, hdrs, body, reader, writer)
@@ -184,6 +188,8 @@ class OpenAIServer:
         return self._raw(writer, status, json.dumps(obj).encode(), "application/json", extra)
 
     async def _chat(self, data: dict[str, Any], b: Behaviour, reader: Any, writer: Any) -> bool:
+        if self.latency:
+            await asyncio.sleep(self.latency)
         if b.status:
             extra = f"retry-after: {b.retry_after:g}\r\n" if b.retry_after is not None else ""
             self._json(writer, b.status, {"error": {"message": b.error_message, "type": "mock"}}, extra)
@@ -315,8 +321,9 @@ if __name__ == "__main__":
     ap.add_argument("--port", type=int, default=8799)
     ap.add_argument("--tokens", type=int, default=500)
     ap.add_argument("--delay", type=float, default=0.005)
+    ap.add_argument("--latency", type=float, default=0.0)
     a = ap.parse_args()
-    srv = OpenAIServer(tokens=a.tokens, delay=a.delay, port=a.port)
+    srv = OpenAIServer(tokens=a.tokens, delay=a.delay, port=a.port, latency=a.latency)
     srv.start()
     print(srv.url, flush=True)
     threading.Event().wait()

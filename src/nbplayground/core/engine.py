@@ -329,7 +329,7 @@ class Runner:
                 tools=req.tools, response_format=_schema_of(req.response_format), kind=req.kind,
                 input=req.input, api_base=options.get("api_base") or options.get("base_url") or rm.api_base,
                 api_key=providers.api_key_for(rm, options), timeout=options.get("timeout"),
-                litellm_model=rm.litellm_model, transport=rm.transport,
+                litellm_model=rm.litellm_model, transport=rm.transport, stream=req.stream,
             )  # fmt: skip
             if options.get("extra_headers"):
                 call.params = {**send, "extra_headers": options["extra_headers"]}

@@ -59,7 +59,9 @@ async def stream_chat(call: ProviderCall) -> AsyncIterator[ProviderChunk]:
     """Stream a chat completion through ``litellm.acompletion(stream=True)``."""
     litellm = get_litellm()
     kw = _kwargs(call)
-    kw.update(messages=call.messages, stream=True, stream_options={"include_usage": True})
+    kw.update(messages=call.messages, stream=call.stream)
+    if call.stream:
+        kw["stream_options"] = {"include_usage": True}
     if call.tools:
         kw["tools"] = call.tools
     if call.response_format:
@@ -70,6 +72,11 @@ async def stream_chat(call: ProviderCall) -> AsyncIterator[ProviderChunk]:
         response = await litellm.acompletion(**kw)
     except Exception as exc:
         raise from_litellm(exc, call) from None
+    if not call.stream:
+        out = _whole(response)
+        if out is not None:
+            yield out
+        return
     try:
         async for chunk in response:
             out = _chunk(chunk)
@@ -87,6 +94,30 @@ async def stream_chat(call: ProviderCall) -> AsyncIterator[ProviderChunk]:
                 await close()
             except Exception:
                 pass
+
+
+def _whole(response: Any) -> ProviderChunk | None:
+    """A non-streamed litellm ModelResponse as one chunk."""
+    choices = getattr(response, "choices", None) or []
+    out = ProviderChunk()
+    if choices:
+        msg = getattr(choices[0], "message", None)
+        out.text = (getattr(msg, "content", None) or "") if msg is not None else ""
+        out.finish_reason = getattr(choices[0], "finish_reason", None) or "stop"
+        calls = getattr(msg, "tool_calls", None) if msg is not None else None
+        if calls:
+            out.tool_calls = [
+                ToolCallDelta(index=i, id=getattr(tc, "id", None), name=getattr(tc.function, "name", None),
+                              arguments=getattr(tc.function, "arguments", None) or "")
+                for i, tc in enumerate(calls)
+            ]  # fmt: skip
+    usage = getattr(response, "usage", None)
+    if usage:
+        out.usage = Usage(
+            tokens_in=getattr(usage, "prompt_tokens", None),
+            tokens_out=getattr(usage, "completion_tokens", None),
+        )
+    return out
 
 
 def _chunk(chunk: Any) -> ProviderChunk | None:
@@ -205,8 +236,9 @@ async def _image_bytes(item: Any) -> tuple[bytes, str]:
         header, _, payload = url.partition(",")
         data = base64.b64decode(payload) if header.endswith(";base64") else payload.encode()
         return data, header[5:].split(";")[0] or image_mime(data)
-    from nbplayground.core.openai_compat import _client
+    from nbplayground.core.openai_compat import session
 
-    resp = await _client().get(url)
-    resp.raise_for_status()
-    return resp.content, resp.headers.get("content-type", "").split(";")[0] or image_mime(resp.content)
+    async with session().get(url) as resp:
+        resp.raise_for_status()
+        data = await resp.read()
+        return data, resp.headers.get("content-type", "").split(";")[0] or image_mime(data)

@@ -155,6 +155,7 @@ class ProviderCall:
     timeout: float | None = None
     litellm_model: str | None = None  # "provider/model" string for litellm
     transport: str = "auto"  # "mock" | "native" | "litellm"
+    stream: bool = True  # False: ask for one whole answer (batch runs)
 
     def __repr__(self) -> str:  # never show the key
         return f"ProviderCall(model={self.model!r}, provider={self.provider!r}, kind={self.kind!r})"
@@ -204,6 +205,7 @@ class RunRequest:
     max_attempts: int = 4
     run_id: str = field(default_factory=new_id)
     row_key: str | None = None  # DataFrame runs: the row's index value
+    stream: bool = True  # False for batch rows: one whole answer per request, no token events
     limiter: Any = field(default=None, repr=False)  # DataFrame runs: shared AIMD concurrency limiter
 
 

@@ -1,11 +1,16 @@
-"""The one DuckDB file, shared safely by many processes.
+"""The one DuckDB file, shared safely by many processes and threads.
 
 DuckDB allows a single read-write process per file, and a read-only opener conflicts with a writer in
 another process. Kernels, several notebooks and the Jupyter server all write history, and each must work
 with no server running. So every access is a *short-lived* connection taken behind a cross-process lock
-file (``history.lock``): writers hold it exclusively, readers share it. DuckDB itself therefore never
-sees a conflicting opener, and no caller ever sees a DuckDB lock error — at worst it waits a few ms.
+file (``history.lock``): writers hold it exclusively, readers share it (``fcntl.flock``; on Windows, where
+there is no shared flock, ``filelock`` serializes everyone). DuckDB itself therefore never sees a
+conflicting opener and no caller ever sees a DuckDB lock error: at worst it waits a few milliseconds.
 Writes are batched by a background thread (see ``history``), so the lock is held rarely and briefly.
+
+Inside one process DuckDB keeps a cache of open database instances per path, and refuses a second
+opener of the same path with a different ``read_only`` setting. A process-wide thread lock therefore
+serializes openers too, and a nested ``connect()`` on the same thread reuses the open connection.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ from nbplayground.core.errors import StoreError
 
 DB_FILE = "history.duckdb"
 LOCK_FILE = "history.lock"
-#: Seconds to wait for the cross-process lock before giving up (the writer then keeps runs in memory).
+#: Seconds to wait for the cross-process lock before giving up (the history writer then keeps its runs
+#: in memory and retries later; a reader gets a ``StoreError``). Tests shorten it.
 LOCK_TIMEOUT = 30.0
 
 _thread_lock = threading.RLock()  # one DuckDB opener at a time in this process (instance cache rules)
+_local = threading.local()  # the connection this thread has open, for nested connect() calls
 _migrated: set[str] = set()
 
 
@@ -35,103 +42,167 @@ def db_path() -> Path:
     return config.home() / DB_FILE
 
 
+def _sleep_until(deadline: float, delay: float) -> float:
+    """Sleep a little (growing backoff, capped); raise ``TimeoutError`` once past ``deadline``."""
+    now = time.monotonic()
+    if now >= deadline:
+        raise TimeoutError
+    time.sleep(min(delay, deadline - now))
+    return min(delay * 1.5, 0.05)
+
+
 class FileLock:
-    """A shared/exclusive advisory lock on a file (fcntl.flock; exclusive-only fallback elsewhere)."""
+    """A shared or exclusive advisory lock on a file, polled with backoff until ``timeout`` seconds.
+
+    POSIX: ``fcntl.flock`` (``LOCK_SH`` for readers, ``LOCK_EX`` for writers). Windows has no shared
+    flock, so there ``filelock``'s exclusive lock serializes readers and writers alike.
+    """
 
     def __init__(self, path: Path, shared: bool, timeout: float) -> None:
         self.path, self.shared, self.timeout = path, shared, timeout
         self._fd: int | None = None
+        self._fallback: Any = None
+
+    def _timeout_error(self) -> StoreError:
+        return StoreError(
+            f"The history store {self.path.with_name(DB_FILE)} stayed locked by another process for "
+            f"{self.timeout:g} s (lock file {self.path})."
+        )
 
     def __enter__(self) -> FileLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + self.timeout
-        delay = 0.002
         try:
             import fcntl
+        except ImportError:  # Windows
+            import filelock
 
-            mode = (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
-            while True:
+            self._fallback = filelock.FileLock(str(self.path), timeout=self.timeout)
+            try:
+                self._fallback.acquire(poll_interval=0.005)
+            except filelock.Timeout:
+                raise self._timeout_error() from None
+            return self
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StoreError(f"Could not open the history lock file {self.path}: {exc}") from None
+        mode = (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
+        deadline, delay = time.monotonic() + self.timeout, 0.001
+        while True:
+            try:
+                fcntl.flock(fd, mode)
+                break
+            except BlockingIOError:
                 try:
-                    fcntl.flock(fd, mode)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise TimeoutError from None
-                    time.sleep(delay)
-                    delay = min(delay * 1.5, 0.05)
-        except ImportError:  # Windows: msvcrt has no shared locks; serialize everyone
-            import msvcrt
-
-            while True:
-                try:
-                    msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-                    break
-                except OSError:
-                    if time.monotonic() >= deadline:
-                        raise TimeoutError from None
-                    time.sleep(delay)
-                    delay = min(delay * 1.5, 0.05)
-        except TimeoutError:
-            os.close(fd)
-            raise StoreError(
-                f"The history store {self.path.parent} stayed locked by another process for {self.timeout:g} s."
-            ) from None
+                    delay = _sleep_until(deadline, delay)
+                except TimeoutError:
+                    os.close(fd)
+                    raise self._timeout_error() from None
         self._fd = fd
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._fallback is not None:
+            self._fallback.release()
+            self._fallback = None
         if self._fd is not None:
-            try:
-                import fcntl
-
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-            except ImportError:
-                import msvcrt
-
-                msvcrt.locking(self._fd, msvcrt.LK_UNLCK, 1)
-            os.close(self._fd)
+            os.close(self._fd)  # closing the descriptor releases its flock
             self._fd = None
 
 
-def _open(path: Path, write: bool) -> Any:
+def _open(path: Path, write: bool, deadline: float) -> Any:
+    """Open DuckDB; a lock conflict with a foreign opener (say a DuckDB CLI) is waited out, not raised."""
     import duckdb
 
-    try:
-        return duckdb.connect(str(path), read_only=not write)
-    except duckdb.Error as exc:
-        raise StoreError(f"Could not open the history store {path}: {exc}") from None
+    delay = 0.005
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=not write)
+        except duckdb.Error as exc:
+            message = str(exc).splitlines()[0]
+            if "lock" in message.lower():
+                try:
+                    delay = _sleep_until(deadline, delay)
+                    continue
+                except TimeoutError:
+                    pass
+            raise StoreError(f"Could not open the history store {path}: {message}") from None
+
+
+def _lock(path: Path, shared: bool, timeout: float | None) -> FileLock:
+    return FileLock(
+        path.parent / LOCK_FILE, shared=shared, timeout=LOCK_TIMEOUT if timeout is None else timeout
+    )
 
 
 def ensure_ready(timeout: float | None = None) -> Path:
-    """Create and migrate the database once per process (under the exclusive lock)."""
+    """Create the database if needed and apply missing migrations, once per process and file.
+
+    Runs under the exclusive lock, so concurrent first openers in other processes wait for it.
+    """
     path = db_path()
     key = str(path)
     if key in _migrated and path.exists():
         return path
     from nbplayground.storage.migrations import migrate
 
-    with _thread_lock, FileLock(path.parent / LOCK_FILE, shared=False, timeout=timeout or LOCK_TIMEOUT):
-        con = _open(path, write=True)
-        try:
-            migrate(con)
-        finally:
-            con.close()
+    with _thread_lock:
+        if key in _migrated and path.exists():
+            return path
+        lock = _lock(path, shared=False, timeout=timeout)
+        with lock:
+            con = _open(path, write=True, deadline=time.monotonic() + lock.timeout)
+            try:
+                migrate(con)
+            finally:
+                con.close()
         _migrated.add(key)
     return path
 
 
 @contextmanager
 def connect(write: bool, timeout: float | None = None) -> Iterator[Any]:
-    """A short-lived DuckDB connection behind the cross-process lock (exclusive to write, shared to read)."""
-    path = ensure_ready(timeout)
-    with _thread_lock, FileLock(path.parent / LOCK_FILE, shared=not write, timeout=timeout or LOCK_TIMEOUT):
-        con = _open(path, write=write)
+    """A short-lived DuckDB connection behind the cross-process lock (exclusive to write, shared to read).
+
+    The first open in a process creates and migrates the file. Readers get a ``read_only`` connection.
+    A nested ``connect()`` on the same thread reuses the outer connection (a writer may read; a reader
+    asking to write is a bug and raises). Do not call ``history.flush()`` inside: the writer thread
+    needs this lock.
+    """
+    outer = getattr(_local, "open", None)
+    if outer is not None:
+        con, outer_write = outer
+        if write and not outer_write:
+            raise StoreError("Cannot write to the history store inside a read-only connect() block.")
+        cursor = con.cursor()
         try:
-            yield con
+            yield cursor
         finally:
-            con.close()
+            cursor.close()
+        return
+    path = ensure_ready(timeout)
+    with _thread_lock:
+        lock = _lock(path, shared=not write, timeout=timeout)
+        with lock:
+            con = _open(path, write=write, deadline=time.monotonic() + lock.timeout)
+            _local.open = (con, write)
+            try:
+                yield con
+            finally:
+                _local.open = None
+                con.close()
+
+
+def _after_fork_in_child() -> None:
+    # A lock held by another thread at fork time would never be released in the child.
+    global _thread_lock, _local
+    _thread_lock = threading.RLock()
+    _local = threading.local()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def forget() -> None:
-    """Forget which databases were migrated (tests switch homes)."""
+    """Forget which databases were migrated (tests switch homes and rebuild files)."""
     _migrated.clear()

@@ -1,10 +1,13 @@
 """Run history: every run from every surface, stored once when it ends, off the caller's path.
 
 ``record()`` only puts the finished result on a queue (microseconds). One daemon writer thread per
-process drains the queue in batches: one short exclusive-lock transaction per batch. If the store is
-broken or locked, the writer warns once, keeps the runs in memory and retries with backoff; at exit it
-spills what is left to ``<home>/pending/*.jsonl``, which the next process that opens the store ingests.
+process drains the queue in batches: one short exclusive-lock transaction per batch, through Arrow.
+If the store is broken or locked, the writer warns once, keeps the runs in memory and retries with
+backoff (at once when someone calls ``flush()``); at exit it spills what is left to
+``<home>/pending/<pid>-<uuid>.jsonl``, which the next process that writes (or reads) ingests and deletes.
 A run is never lost and never written twice (``INSERT OR IGNORE`` by id).
+
+duckdb, pandas and pyarrow are imported on first use, never at import time.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import os
 import queue
 import re
 import threading
+import time
 import uuid
 import warnings
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,80 +36,168 @@ COLUMNS = (
     "tokens_out", "cost_usd", "latency_ms", "ttft_ms", "finish_reason", "thread_id", "parent_id", "group_id",
     "target_index", "attempts", "row_key",
 )  # fmt: skip
-JSON_COLUMNS = {"data", "tool_calls", "media", "messages", "params", "variables", "template"}
+JSON_COLUMNS = frozenset({"data", "tool_calls", "media", "messages", "params", "variables", "template"})
+INT_COLUMNS = frozenset({"tokens_in", "tokens_out", "target_index", "attempts"})
+FLOAT_COLUMNS = frozenset({"cost_usd", "latency_ms", "ttft_ms"})
 HISTORY_COLUMNS = (
     "id", "created_at", "surface", "model", "status", "text", "error", "tokens_in", "tokens_out", "cost_usd",
     "latency_ms", "ttft_ms", "prompt_ref", "thread_id", "parent_id", "group_id",
 )  # fmt: skip
-_INSERT = f"INSERT OR IGNORE INTO runs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-_SECRET_KEY = re.compile(r"key|token|secret|password|authorization|credential", re.I)
-_ALLOWED_KEYS = {"max_tokens", "max_completion_tokens", "top_logprobs"}
-_DROP_KEYS = {"api_base", "base_url", "extra_headers", "timeout", "organization", "api_version"}
-_MEDIA_EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif",
-              "image/svg+xml": "svg", "audio/wav": "wav", "audio/mpeg": "mp3", "audio/ogg": "ogg"}  # fmt: skip
+_INSERT = f"INSERT OR IGNORE INTO runs ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} FROM _nbp_batch"
+
+#: How long the writer gathers finished runs into one transaction (one DuckDB open costs ~10 ms, so a
+#: batch finishing rows is written together), and the most it gathers before writing.
+COALESCE_S = 0.1
+MAX_BATCH = 5000
+#: Backoff between retries after a failed write: doubles from ``RETRY_MIN_S`` up to ``RETRY_MAX_S``.
+RETRY_MIN_S = 0.5
+RETRY_MAX_S = 30.0
+#: How long the exit handler waits for a final write before spilling to ``pending/``.
+EXIT_FLUSH_S = 5.0
+
+# ---------------------------------------------------------------------------------------------------
+# Secrets: the engine strips per-call options already; this is the second line of defence.
+# ---------------------------------------------------------------------------------------------------
+_SECRET_KEY = re.compile(r"key|token|secret|passw|authoriz|credential|cookie|bearer", re.I)
+_COUNT_KEY = re.compile(r"^(max_\w*tokens|min_tokens|budget_tokens|\w*top_logprobs)$", re.I)
+_DROP_KEYS = frozenset({"api_base", "base_url", "extra_headers", "headers", "timeout", "organization",
+                        "api_version", "proxy", "proxies"})  # fmt: skip
+_SECRET_VALUE = re.compile(
+    r"^\s*((?i:bearer)\s+\S{8,}|sk-[\w-]{8,}|sk_[\w-]{8,}|AIza[\w-]{20,}|gh[pousr]_\w{20,}|xox[abpr]-[\w-]{8,})"
+)
+
+
+def _is_secret_key(key: str) -> bool:
+    k = str(key)
+    return k.lower() in _DROP_KEYS or (not _COUNT_KEY.match(k) and bool(_SECRET_KEY.search(k)))
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items() if not _is_secret_key(k)}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    if isinstance(value, str) and _SECRET_VALUE.match(value):
+        return "[redacted]"
+    return value
 
 
 def safe_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Params without per-call options or anything that could hold a secret (second line of defence)."""
-    return {
-        k: v
-        for k, v in params.items()
-        if k not in _DROP_KEYS and (k in _ALLOWED_KEYS or not _SECRET_KEY.search(k))
-    }
+    """Params without per-call options or anything that could hold a secret, at any depth.
+
+    Drops ``api_key``, ``api_base``, ``extra_headers``, ``timeout`` and any key that mentions a key,
+    token (but keeps ``max_tokens``-style counts), secret, password or authorization; values that look
+    like an API key or bearer token are redacted.
+    """
+    return _scrub(dict(params or {}))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Rows
+# ---------------------------------------------------------------------------------------------------
+_MEDIA_EXT = {
+    "image/png": "png", "image/jpeg": "jpg", "image/jpg": "jpg", "image/webp": "webp", "image/gif": "gif",
+    "image/svg+xml": "svg", "audio/wav": "wav", "audio/x-wav": "wav", "audio/wave": "wav",
+    "audio/mpeg": "mp3", "audio/mp3": "mp3", "audio/ogg": "ogg", "audio/flac": "flac", "audio/aac": "aac",
+    "audio/webm": "webm", "audio/mp4": "m4a", "audio/pcm": "pcm",
+}  # fmt: skip
+
+
+def media_extension(mime: str) -> str:
+    """File extension for a media type (``bin`` when unknown)."""
+    return _MEDIA_EXT.get(mime.split(";", 1)[0].strip().lower(), "bin")
 
 
 def _dump(value: Any) -> str | None:
     if value is None:
         return None
-    return json.dumps(jsonable(value), ensure_ascii=False, default=str)
+    try:
+        return json.dumps(jsonable(value), ensure_ascii=False, default=str)
+    except (ValueError, TypeError, RecursionError):  # a cycle, say: keep the run, describe the value
+        return json.dumps({"unserializable": repr(value)[:2000]}, ensure_ascii=False)
 
 
-def _write_media(result: RunResult, home: Path) -> list[dict[str, Any]]:
+def _write_media(result: RunResult, home: Path, files: bool = True) -> list[dict[str, Any]]:
     refs = []
     for i, m in enumerate(result.media):
-        if m.path is None and m.data:
+        if files and m.path is None and m.data:
             folder = home / "media"
             folder.mkdir(exist_ok=True)
-            name = f"{result.id}-{i}.{_MEDIA_EXT.get(m.mime, 'bin')}"
-            (folder / name).write_bytes(m.data)
+            name = f"{result.id}-{i}.{media_extension(m.mime)}"
+            tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+            tmp.write_bytes(m.data)
+            tmp.replace(folder / name)  # never a half-written file under the final name
             m.path = f"media/{name}"
         refs.append({"mime": m.mime, "path": m.path, "size": len(m.data), "params": jsonable(m.params),
                      "revised_prompt": m.revised_prompt})  # fmt: skip
     return refs
 
 
-def to_row(result: RunResult, home: Path) -> tuple[Any, ...]:
-    """The ``runs`` row of a result (media bytes go to files; params lose secrets)."""
+def _utc(value: datetime | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def to_row(result: RunResult, home: Path, media_files: bool = True) -> tuple[Any, ...]:
+    """The ``runs`` row of a result: media bytes go to files (``Media.path`` is set), params lose secrets.
+
+    ``media_files=False`` records the media metadata without writing files (the last resort at exit).
+    """
     values = {
-        "id": result.id, "created_at": result.created_at, "surface": result.surface, "provider": result.provider,
-        "model": result.model, "kind": result.kind, "status": result.status, "error": result.error,
-        "error_type": result.error_type, "text": result.text, "data": _dump(result.data),
+        "id": result.id, "created_at": _utc(result.created_at), "surface": result.surface,
+        "provider": result.provider, "model": result.model, "kind": result.kind, "status": result.status,
+        "error": result.error, "error_type": result.error_type, "text": result.text, "data": _dump(result.data),
         "tool_calls": _dump([t.to_dict() for t in result.tool_calls]) if result.tool_calls else None,
-        "media": _dump(_write_media(result, home)) if result.media else None,
+        "media": _dump(_write_media(result, home, media_files)) if result.media else None,
         "messages": _dump(result.messages), "params": _dump(safe_params(result.params)),
         "variables": _dump(result.variables), "template": _dump(result.template), "prompt_ref": result.prompt_ref,
-        "tokens_in": result.tokens_in, "tokens_out": result.tokens_out, "cost_usd": result.cost_usd,
-        "latency_ms": result.latency_ms, "ttft_ms": result.ttft_ms, "finish_reason": result.finish_reason,
-        "thread_id": result.thread_id, "parent_id": result.parent_id, "group_id": result.group_id,
-        "target_index": result.target_index, "attempts": result.attempts, "row_key": result.row_key,
+        "tokens_in": _int(result.tokens_in), "tokens_out": _int(result.tokens_out),
+        "cost_usd": _float(result.cost_usd), "latency_ms": _float(result.latency_ms),
+        "ttft_ms": _float(result.ttft_ms), "finish_reason": result.finish_reason, "thread_id": result.thread_id,
+        "parent_id": result.parent_id, "group_id": result.group_id, "target_index": _int(result.target_index),
+        "attempts": _int(result.attempts), "row_key": result.row_key,
     }  # fmt: skip
     return tuple(values[c] for c in COLUMNS)
 
 
+def _arrow_schema() -> Any:
+    import pyarrow as pa
+
+    def kind(col: str) -> Any:
+        if col == "created_at":
+            return pa.timestamp("us", tz="UTC")
+        if col in INT_COLUMNS:
+            return pa.int64()
+        if col in FLOAT_COLUMNS:
+            return pa.float64()
+        return pa.string()
+
+    return pa.schema([(c, kind(c)) for c in COLUMNS])
+
+
 def insert_rows(con: Any, rows: list[tuple[Any, ...]]) -> None:
-    """INSERT OR IGNORE rows in one statement (through Arrow for batches: executemany is ~3 ms a row)."""
-    if len(rows) <= 8:
-        con.executemany(_INSERT, rows)
+    """INSERT OR IGNORE rows in one statement through an Arrow table (executemany costs ~2 ms a row)."""
+    if not rows:
         return
     import pyarrow as pa
 
     columns = list(zip(*rows, strict=True))
-    table = pa.table({name: list(values) for name, values in zip(COLUMNS, columns, strict=True)})
+    table = pa.Table.from_arrays(
+        [pa.array(values, type=field.type) for values, field in zip(columns, _arrow_schema(), strict=True)],
+        schema=_arrow_schema(),
+    )
     con.register("_nbp_batch", table)
     try:
-        con.execute(
-            f"INSERT OR IGNORE INTO runs ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} FROM _nbp_batch"
-        )
+        con.execute(_INSERT)
     finally:
         con.unregister("_nbp_batch")
 
@@ -118,13 +210,74 @@ def _row_to_json(row: tuple[Any, ...]) -> str:
 
 def _row_from_json(line: str) -> tuple[Any, ...]:
     data = json.loads(line)
-    data["created_at"] = datetime.fromisoformat(data["created_at"])
+    data["created_at"] = _utc(datetime.fromisoformat(data["created_at"]))
     return tuple(data.get(c) for c in COLUMNS)
 
 
-# --------------------------------------------------------------------------------------------------
+def _pending_files(home: Path) -> list[Path]:
+    try:
+        return sorted(p for p in (home / "pending").iterdir() if p.suffix == ".jsonl")
+    except OSError:
+        return []
+
+
+def _ingest_into(con: Any, home: Path) -> tuple[list[Path], int]:
+    """Insert the rows of every spilled file (inside the caller's transaction); return files and rows read.
+
+    The caller deletes them after COMMIT, still under the exclusive lock, so no two processes ingest the
+    same file and a crash in between only means an idempotent re-insert next time.
+    """
+    done, count = [], 0
+    for path in _pending_files(home):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            continue
+        try:
+            rows = [_row_from_json(line) for line in text.splitlines() if line.strip()]
+        except (ValueError, KeyError, TypeError) as exc:  # keep it for a human; never block the store
+            path.replace(path.with_suffix(".bad"))
+            warnings.warn(f"nbplayground history: unreadable pending file {path} ({exc}); renamed to .bad",
+                          RuntimeWarning, stacklevel=2)  # fmt: skip
+            continue
+        insert_rows(con, rows)
+        done.append(path)
+        count += len(rows)
+    return done, count
+
+
+def _unlink_all(paths: list[Path]) -> None:
+    for path in paths:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def write_rows(rows: list[tuple[Any, ...]], home: Path, timeout: float | None = None) -> int:
+    """Write rows, and the runs of any spilled pending files, in one transaction under the exclusive lock.
+
+    Returns how many spilled runs were taken in.
+    """
+    with db.connect(write=True, timeout=timeout) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            insert_rows(con, rows)
+            ingested, count = _ingest_into(con, home)
+            con.execute("COMMIT")
+        except BaseException:
+            try:
+                con.execute("ROLLBACK")
+            except Exception:
+                pass  # the transaction is already gone; the original error is what matters
+            raise
+        _unlink_all(ingested)
+    return count
+
+
+# ---------------------------------------------------------------------------------------------------
 # The writer
-# --------------------------------------------------------------------------------------------------
+# ---------------------------------------------------------------------------------------------------
 class _Flush:
     __slots__ = ("event", "ok")
 
@@ -133,181 +286,282 @@ class _Flush:
         self.ok = True
 
 
+_STOP = object()
+
+
 class _Writer:
     """One per process and home: drains the queue in batches, retries failures, spills at exit."""
 
     def __init__(self, home: Path) -> None:
         self.home = home
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.pending: list[tuple[Any, ...]] = []  # rows that failed to write, kept for later
+        self.lock = threading.Lock()  # guards the lists below (the exit handler reads them too)
+        self.pending: list[tuple[Any, ...]] = []  # rows waiting to be written (or that failed to be)
+        self.inflight: list[tuple[Any, ...]] = []  # rows of the write under way
+        self.unserialized: list[RunResult] = []  # results whose media files could not be written yet
         self.warned = False
         self.failures = 0
-        self.stopped = False
+        self.retry_at = 0.0
         self.thread = threading.Thread(target=self._loop, name="nbplayground-history", daemon=True)
         self.thread.start()
 
+    # The writer thread -------------------------------------------------------------------------------
     def _loop(self) -> None:
-        while not self.stopped:
+        stop = False
+        while not stop:
+            flushes: list[_Flush] = []
+            ok = False
             try:
-                timeout = min(10.0, 0.25 * 2**self.failures) if self.pending else None
-                first = self.queue.get(timeout=timeout)
+                stop = self._gather(flushes)
+                due = bool(flushes) or stop or time.monotonic() >= self.retry_at
+                ok = self._write() if due else False
+            except Exception as exc:  # never let the thread die: runs would pile up unwritten
+                self._warn(f"unexpected error in the history writer ({type(exc).__name__}: {exc})")
+            finally:
+                for f in flushes:
+                    f.ok = ok
+                    f.event.set()
+
+    def _gather(self, flushes: list[_Flush]) -> bool:
+        """Wait for work, then take whatever arrives within ``COALESCE_S``; True when told to stop."""
+        waiting = self.pending or self.unserialized
+        timeout = max(0.0, self.retry_at - time.monotonic()) if waiting else None
+        try:
+            item = self.queue.get(timeout=timeout)
+        except queue.Empty:
+            return False
+        deadline = time.monotonic() + COALESCE_S
+        count = 0
+        while True:
+            if item is _STOP:
+                self._drain(flushes)
+                return True
+            if isinstance(item, _Flush):
+                flushes.append(item)
+                return self._drain(flushes)  # a flush cuts the wait short
+            self._accept(item)
+            count += 1
+            left = deadline - time.monotonic()
+            if count >= MAX_BATCH:
+                return False
+            try:
+                item = self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait()
             except queue.Empty:
-                first = None
-            items = [] if first is None else [first]
-            while True:
-                try:
-                    items.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
-            flushes = [i for i in items if isinstance(i, _Flush)]
-            for item in items:
-                if isinstance(item, RunResult):
-                    try:
-                        self.pending.append(to_row(item, self.home))
-                    except Exception as exc:  # a result we cannot serialise: report, never block others
-                        self._warn(f"could not serialise run {item.id}: {exc}")
-                elif item is _STOP:
-                    self.stopped = True
-            ok = self._write() if self.pending else True
-            for f in flushes:
-                f.ok = ok
-                f.event.set()
+                return False
+
+    def _drain(self, flushes: list[_Flush]) -> bool:
+        stop = False
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                return stop
+            if item is _STOP:
+                stop = True
+            elif isinstance(item, _Flush):
+                flushes.append(item)
+            else:
+                self._accept(item)
+
+    def _accept(self, result: RunResult) -> None:
+        try:
+            row = to_row(result, self.home)
+        except OSError as exc:  # the media folder is unwritable: keep the result, try again later
+            with self.lock:
+                self.unserialized.append(result)
+            self._failed(f"could not write the media of run {result.id} under {self.home / 'media'} ({exc})")
+            return
+        with self.lock:
+            self.pending.append(row)
 
     def _write(self) -> bool:
-        rows = self.pending
+        """Write everything pending; True when nothing is left."""
+        with self.lock:
+            retry, self.unserialized = self.unserialized, []
+        for result in retry:
+            self._accept(result)
+        with self.lock:
+            if not self.pending:
+                return not self.unserialized
+            batch, self.pending = self.pending, []
+            self.inflight = batch
         try:
-            with db.connect(write=True, timeout=db.LOCK_TIMEOUT) as con:
-                con.execute("BEGIN TRANSACTION")
-                insert_rows(con, rows)
-                con.execute("COMMIT")
+            write_rows(batch, self.home)
         except Exception as exc:
-            self.failures += 1
-            self._warn(
-                f"could not write {len(rows)} run(s) to {self.home / db.DB_FILE} ({exc}); "
-                "they are kept in memory and will be written when the store is available"
+            with self.lock:
+                self.pending = batch + self.pending
+                self.inflight = []
+            self._failed(
+                f"could not write {len(batch)} run(s) to {self.home / db.DB_FILE} ({exc}); they are kept in "
+                "memory and written when the store is available again"
             )
             return False
-        del self.pending[: len(rows)]
-        self.failures = 0
-        return True
+        with self.lock:
+            self.inflight = []
+            left = bool(self.pending or self.unserialized)
+        if not self.unserialized:  # fully recovered: a later outage warns again
+            self.failures, self.retry_at, self.warned = 0, 0.0, False
+        return not left
+
+    def _failed(self, message: str) -> None:
+        self.failures += 1
+        self.retry_at = time.monotonic() + min(RETRY_MAX_S, RETRY_MIN_S * 2 ** (self.failures - 1))
+        self._warn(message)
 
     def _warn(self, message: str) -> None:
         if not self.warned:
             self.warned = True
             warnings.warn(f"nbplayground history: {message}", RuntimeWarning, stacklevel=2)
 
+    # Other threads -----------------------------------------------------------------------------------
     def flush(self, timeout: float) -> bool:
+        if not self.thread.is_alive():
+            return not (self.pending or self.unserialized or self.inflight)
         f = _Flush()
         self.queue.put(f)
-        if not f.event.wait(timeout):
-            return False
-        return f.ok
+        return f.event.wait(timeout) and f.ok
 
     def spill(self) -> Path | None:
-        """Write what could not be stored to a pending file (at exit)."""
-        if not self.pending:
+        """Write every run not yet stored (pending, in flight, still queued) to a pending file."""
+        with self.lock:
+            rows = [*self.inflight, *self.pending]
+            results, self.unserialized = self.unserialized, []
+            self.pending, self.inflight = [], []
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, RunResult):
+                results.append(item)
+        for result in results:
+            try:
+                rows.append(to_row(result, self.home))
+            except OSError:
+                rows.append(to_row(result, self.home, media_files=False))
+        if not rows:
             return None
         folder = self.home / "pending"
         folder.mkdir(exist_ok=True)
-        path = folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+        path = folder / f"{os.getpid()}-{uuid.uuid4().hex}.jsonl"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(_row_to_json(r) + "\n" for r in self.pending), encoding="utf-8")
-        tmp.replace(path)
-        self.pending = []
+        tmp.write_text("".join(_row_to_json(r) + "\n" for r in rows), encoding="utf-8")
+        tmp.replace(path)  # readers only ever see complete files
         return path
 
 
-_STOP = object()
-_writers: dict[str, _Writer] = {}
+_writers: dict[tuple[int, str | None], _Writer] = {}
 _writers_lock = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    # The parent's writer thread does not exist in a forked child (writers are keyed by pid), and a lock
+    # held by another thread at fork time would never be released here.
+    global _writers_lock
+    _writers_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _key() -> tuple[int, str | None]:
+    # The env var, not config.home(): home() touches the disk, and record() must stay in microseconds.
+    return os.getpid(), os.environ.get("NBPLAYGROUND_HOME")
+
+
 def _writer() -> _Writer:
-    home = config.home()
-    key = f"{os.getpid()}:{home}"
+    key = _key()
     w = _writers.get(key)
     if w is None:
         with _writers_lock:
             w = _writers.get(key)
             if w is None:
-                w = _writers[key] = _Writer(home)
+                w = _writers[key] = _Writer(config.home())
     return w
 
 
 def record(result: RunResult) -> None:
-    """Store a finished run. Returns at once: the write happens on a background thread."""
+    """Store a finished run. Returns at once (microseconds): a background thread writes it.
+
+    Media bytes are written to ``<home>/media/<run id>-<i>.<ext>`` and ``Media.path`` is set on the
+    result once written. Secrets in ``params`` are never stored. Call ``flush()`` to wait for the write.
+    """
     _writer().queue.put(result)
 
 
 def flush(timeout: float = 30.0) -> bool:
-    """Wait until every run recorded by this process so far is written; False if some are still pending."""
-    w = _writers.get(f"{os.getpid()}:{config.home()}")
+    """Wait until every run this process recorded so far is written.
+
+    Returns True when all are in the store, False when some could not be written yet (they stay in
+    memory and are retried; see the warning) or ``timeout`` seconds passed.
+    """
+    w = _writers.get(_key())
     return True if w is None else w.flush(timeout)
 
 
 def ingest_pending() -> int:
     """Write runs spilled by processes that could not reach the store, then delete their files."""
-    folder = config.home() / "pending"
-    files = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
-    count = 0
-    for path in files:
-        try:
-            rows = [
-                _row_from_json(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-            ]
-            with db.connect(write=True) as con:
-                con.execute("BEGIN TRANSACTION")
-                insert_rows(con, rows)
-                con.execute("COMMIT")
-            path.unlink()
-            count += len(rows)
-        except FileNotFoundError:  # another process took it
-            continue
-    return count
+    home = config.home()
+    return write_rows([], home) if _pending_files(home) else 0
 
 
 def _at_exit() -> None:
+    pid = os.getpid()
     for key, w in list(_writers.items()):
-        if not key.startswith(f"{os.getpid()}:"):
+        if key[0] != pid:
             continue
-        if not w.flush(timeout=5.0):
-            w.stopped = True
-            w.spill()
+        try:
+            if not w.flush(timeout=EXIT_FLUSH_S):
+                w.spill()
+        except Exception as exc:  # at exit there is no one left to tell but stderr
+            warnings.warn(f"nbplayground history: could not save pending runs at exit: {exc}", stacklevel=1)
 
 
 atexit.register(_at_exit)
 
 
 def reset_for_tests() -> None:
-    """Flush and stop this process's writers and forget migrated databases (tests switch homes)."""
-    for key, w in list(_writers.items()):
-        w.flush(timeout=10.0)
-        w.queue.put(_STOP)
-        w.thread.join(5)
-        _writers.pop(key, None)
+    """Flush and stop this process's writers and forget per-home state (tests switch homes)."""
+    with _writers_lock:
+        writers = list(_writers.values())
+        _writers.clear()
+    for w in writers:
+        if w.thread.is_alive():
+            w.flush(timeout=10.0)
+            w.queue.put(_STOP)
+            w.thread.join(10)
     db.forget()
 
 
-# --------------------------------------------------------------------------------------------------
+# ---------------------------------------------------------------------------------------------------
 # Reading
-# --------------------------------------------------------------------------------------------------
-def _read(query: str, params: list[Any] | None = None) -> Any:
+# ---------------------------------------------------------------------------------------------------
+def _before_read() -> None:
+    """Make this process's own runs visible, and take in runs spilled by processes that have exited."""
     flush()
-    _maybe_ingest()
+    if _pending_files(config.home()):
+        try:
+            ingest_pending()
+        except StoreError:
+            pass  # the read itself will report a broken store
+
+
+def _read(query: str, params: list[Any] | None = None) -> Any:
+    _before_read()
     with db.connect(write=False) as con:
         return con.execute(query, params or []).df()
 
 
-_ingested: set[str] = set()
+def _fetch(query: str, params: list[Any]) -> list[dict[str, Any]]:
+    _before_read()
+    with db.connect(write=False) as con:
+        return _dicts(con.execute(query, params))
 
 
-def _maybe_ingest() -> None:
-    home = str(config.home())
-    if home in _ingested:
-        return
-    _ingested.add(home)
-    if (config.home() / "pending").is_dir():
-        ingest_pending()
+def _dicts(cursor: Any) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
 
 
 def history(
@@ -319,19 +573,25 @@ def history(
     thread_id: str | None = None,
     group_id: str | None = None,
 ) -> Any:
-    """Recent runs as a pandas DataFrame, newest first; filters combine with AND."""
+    """Recent runs as a pandas DataFrame, newest first; filters combine with AND.
+
+    Columns: id, created_at, surface, model, status, text, error, tokens_in, tokens_out, cost_usd,
+    latency_ms, ttft_ms, prompt_ref, thread_id, parent_id, group_id.
+    """
     where, args = [], []
     for col, value in (("model", model), ("surface", surface), ("status", status), ("thread_id", thread_id),
                        ("group_id", group_id)):  # fmt: skip
         if value is not None:
             where.append(f"{col} = ?")
             args.append(value)
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    clause = f"WHERE {' AND '.join(where)} " if where else ""
+    # Only the listed columns, newest first: DuckDB plans a Top-N over (created_at, id) and fetches the
+    # wide columns (text) for the 50 winners only. No index helps this (measured; see benchmarks/).
     query = (
-        f"SELECT {', '.join(HISTORY_COLUMNS)} FROM runs {clause} "
+        f"SELECT {', '.join(HISTORY_COLUMNS)} FROM runs {clause}"
         "ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
     )
-    return _read(query, [*args, int(limit), int(offset)])
+    return _read(query, [*args, max(0, int(limit)), max(0, int(offset))])
 
 
 def _from_row(row: dict[str, Any]) -> RunResult:
@@ -339,19 +599,20 @@ def _from_row(row: dict[str, Any]) -> RunResult:
         value = row.get(col)
         return json.loads(value) if isinstance(value, str) else value
 
-    media = []
-    for ref in load("media") or []:
-        path = config.home() / ref["path"] if ref.get("path") else None
-        data = path.read_bytes() if path is not None and path.exists() else b""
-        media.append(Media(mime=ref["mime"], data=data, params=ref.get("params") or {},
-                           revised_prompt=ref.get("revised_prompt"), path=ref.get("path")))  # fmt: skip
-    calls = [ToolCall(id=t["id"], name=t["name"], arguments=t.get("arguments", ""), result=t.get("result"),
-                      error=t.get("error")) for t in load("tool_calls") or []]  # fmt: skip
-
     def num(col: str) -> Any:
         value = row.get(col)
         return None if value is None or value != value else value  # NaN from pandas -> None
 
+    home = config.home()
+    media = []
+    for ref in load("media") or []:
+        path = home / ref["path"] if ref.get("path") else None
+        data = path.read_bytes() if path is not None and path.is_file() else b""
+        media.append(Media(mime=ref["mime"], data=data, params=ref.get("params") or {},
+                           revised_prompt=ref.get("revised_prompt"), path=ref.get("path")))  # fmt: skip
+    calls = [ToolCall(id=t["id"], name=t["name"], arguments=t.get("arguments", ""), result=t.get("result"),
+                      error=t.get("error")) for t in load("tool_calls") or []]  # fmt: skip
+    created = row.get("created_at")
     return RunResult(
         id=row["id"], model=row["model"], status=row["status"], text=row["text"] or "", error=row["error"],
         error_type=row["error_type"], data=load("data"), tool_calls=calls, media=media,
@@ -361,27 +622,27 @@ def _from_row(row: dict[str, Any]) -> RunResult:
         finish_reason=row["finish_reason"], provider=row["provider"], kind=row["kind"], surface=row["surface"],
         messages=load("messages") or [], params=load("params") or {}, variables=load("variables") or {},
         template=load("template"), prompt_ref=row["prompt_ref"], thread_id=row["thread_id"],
-        parent_id=row["parent_id"], group_id=row["group_id"], target_index=int(row["target_index"] or 0),
-        attempts=int(row["attempts"] or 1), created_at=row["created_at"], row_key=row.get("row_key"),
+        parent_id=row["parent_id"], group_id=row["group_id"], target_index=int(num("target_index") or 0),
+        attempts=int(num("attempts") or 1), row_key=row.get("row_key"),
+        created_at=_utc(created) if isinstance(created, datetime) else datetime.now(UTC),
     )  # fmt: skip
 
 
-def _fetch(query: str, params: list[Any]) -> list[dict[str, Any]]:
-    flush()
-    _maybe_ingest()
-    with db.connect(write=False) as con:
-        cur = con.execute(query, params)
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-
-
 def get_run(run_id: str) -> RunResult | None:
-    """One run with every detail, by id or by a unique prefix of at least 6 characters."""
-    rows = _fetch(f"SELECT {', '.join(COLUMNS)} FROM runs WHERE id = ?", [run_id])
-    if not rows and len(run_id) >= 6:
-        rows = _fetch(f"SELECT {', '.join(COLUMNS)} FROM runs WHERE starts_with(id, ?) LIMIT 5", [run_id])
-        if len(rows) > 1:
-            raise StoreError(f"Run id prefix {run_id!r} is ambiguous: {', '.join(r['id'] for r in rows)}")
+    """One run with every detail, by id or by a unique prefix of at least 6 characters.
+
+    Returns None when nothing matches; raises ``StoreError`` listing the candidates when a prefix is
+    ambiguous. Media bytes are read back from the media folder.
+    """
+    select = f"SELECT {', '.join(COLUMNS)} FROM runs"
+    _before_read()
+    with db.connect(write=False) as con:
+        rows = _dicts(con.execute(f"{select} WHERE id = ?", [run_id]))
+        if not rows and len(run_id) >= 6:
+            rows = _dicts(con.execute(f"{select} WHERE starts_with(id, ?) ORDER BY id LIMIT 11", [run_id]))
+    if len(rows) > 1:
+        shown = ", ".join(r["id"] for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
+        raise StoreError(f"Run id prefix {run_id!r} is ambiguous; it matches {shown}. Give more characters.")
     return _from_row(rows[0]) if rows else None
 
 
@@ -393,10 +654,27 @@ def thread_runs(thread_id: str) -> list[RunResult]:
     return [_from_row(r) for r in rows]
 
 
+_READ_STATEMENTS = frozenset({"SELECT", "EXPLAIN", "PRAGMA", "CALL"})
+
+
 def sql(query: str, params: list[Any] | None = None) -> Any:
-    """Read-only SQL over the store (tables ``runs``, ``prompts``, ``prompt_labels``) as a DataFrame."""
+    """Read-only SQL over the store (tables ``runs``, ``prompts``, ``prompt_labels``) as a DataFrame.
+
+    Runs on a ``read_only`` connection under the shared lock; a statement that would write raises
+    ``StoreError``.
+    """
     import duckdb
 
+    try:
+        kinds = [s.type.name for s in duckdb.extract_statements(query)]
+    except duckdb.Error as exc:
+        raise StoreError(f"SQL error: {str(exc).splitlines()[0]}") from None
+    writes = [k for k in kinds if k not in _READ_STATEMENTS]
+    if writes:
+        raise StoreError(
+            f"History is read-only through sql(); {writes[0]} statements are refused. Runs are written by "
+            "nbplayground itself; to change data, query into a DataFrame and work on that."
+        )
     try:
         return _read(query, params)
     except duckdb.Error as exc:

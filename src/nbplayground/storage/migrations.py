@@ -1,6 +1,12 @@
 """Schema migrations: an append-only list of named steps, recorded in ``_migrations``.
 
-Never edit or reorder a step that has shipped: add a new one at the end.
+Never edit or reorder a step that has shipped: add a new one at the end (a test fingerprints the
+shipped steps). Steps run in one transaction, under the store's exclusive lock (see ``db``).
+
+No secondary indexes: measured on 1,000,000 runs, an ART index on ``runs(created_at)`` does not speed up
+``history()`` (DuckDB already plans a Top-N with a dynamic zone-map filter; ~24 ms either way, most of
+it the ~15 ms DuckDB needs to open any database), and one on ``thread_id`` made thread lookups slower
+while growing the file by 10%. The primary key on ``runs.id`` serves ``get_run()``.
 """
 
 from __future__ import annotations

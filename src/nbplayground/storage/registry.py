@@ -103,8 +103,10 @@ def save(
     for m in msgs:
         if m.get("role") not in ("system", "user", "assistant", "tool", "developer") or "content" not in m:
             raise BadParameterError(f"Each message needs a role and content, got {m!r}.")
+    if isinstance(labels, str):
+        labels = [labels]
     for label in labels:
-        if not _LABEL.match(label) or label == "latest":
+        if not isinstance(label, str) or not _LABEL.match(label) or label == "latest":
             raise BadParameterError(f"Labels are lowercase words (not 'latest'), got {label!r}.")
     from nbplayground.storage.history import safe_params
 
@@ -134,10 +136,10 @@ def save(
 
 
 def set_label(name: str, label: str, version: int) -> Prompt:
-    """Point ``label`` at ``version`` of ``name``."""
-    get(f"{name}@{version}")
-    if not _LABEL.match(label) or label == "latest":
+    """Point ``label`` at ``version`` of ``name`` (moving it if it pointed elsewhere)."""
+    if not isinstance(label, str) or not _LABEL.match(label) or label == "latest":
         raise BadParameterError(f"Labels are lowercase words (not 'latest'), got {label!r}.")
+    get(f"{name}@{int(version)}")
     with db.connect(write=True) as con:
         con.execute(
             "INSERT OR REPLACE INTO prompt_labels VALUES (?, ?, ?, ?)",
@@ -153,6 +155,30 @@ def _labels(con: Any, name: str) -> dict[int, builtins.list[str]]:
     ).fetchall():
         out.setdefault(version, []).append(label)
     return out
+
+
+def _not_found(con: Any, name: str, selector: str = "") -> PromptNotFoundError:
+    """The error for a missing name (with close matches) or a missing version/label (with what exists)."""
+    names = [r[0] for r in con.execute("SELECT DISTINCT name FROM prompts ORDER BY 1").fetchall()]
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=3)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        return PromptNotFoundError(
+            f"No prompt named {name!r}.{hint} Saved prompts: {', '.join(names) or 'none'}."
+        )
+    versions = [
+        r[0] for r in con.execute("SELECT version FROM prompts WHERE name = ? ORDER BY 1", [name]).fetchall()
+    ]
+    labels = [
+        f"{label}={version}"
+        for label, version in con.execute(
+            "SELECT label, version FROM prompt_labels WHERE name = ? ORDER BY 1", [name]
+        ).fetchall()
+    ]
+    return PromptNotFoundError(
+        f"{name!r} has no version or label {selector!r}. Versions: {', '.join(map(str, versions))}; "
+        f"labels: {', '.join(labels) or 'none'} (and 'latest')."
+    )
 
 
 def get(ref: str) -> Prompt:
@@ -175,26 +201,7 @@ def get(ref: str) -> Prompt:
                 [name, selector],
             ).fetchone()
         if row is None:
-            names = [r[0] for r in con.execute("SELECT DISTINCT name FROM prompts").fetchall()]
-            if name not in names:
-                close = difflib.get_close_matches(name, names, n=3)
-                hint = f" Did you mean: {', '.join(close)}?" if close else ""
-                raise PromptNotFoundError(
-                    f"No prompt named {name!r}.{hint} Saved prompts: {', '.join(sorted(names)) or 'none'}."
-                )
-            versions = [
-                r[0]
-                for r in con.execute(
-                    "SELECT version FROM prompts WHERE name = ? ORDER BY 1", [name]
-                ).fetchall()
-            ]
-            labels = [
-                r[0] for r in con.execute("SELECT label FROM prompt_labels WHERE name = ?", [name]).fetchall()
-            ]
-            raise PromptNotFoundError(
-                f"{name!r} has no version or label {selector!r}. Versions: {', '.join(map(str, versions))}; "
-                f"labels: {', '.join(sorted(labels)) or 'none'}."
-            )
+            raise _not_found(con, name, selector)
         cols = [d[0] for d in con.description]
         data = dict(zip(cols, row, strict=True))
         labels_by_version = _labels(con, name)
@@ -222,14 +229,22 @@ def list() -> Any:
 
 
 def versions(name: str) -> Any:
-    """Every version of one prompt, newest first (a DataFrame)."""
+    """Every version of one prompt, newest first (a DataFrame with a ``labels`` column)."""
     _check_name(name)
     with db.connect(write=False) as con:
-        return con.execute(
-            "SELECT version, model, params, messages, description, created_at FROM prompts "
-            "WHERE name = ? ORDER BY version DESC",
+        df = con.execute(
+            """
+            SELECT p.version,
+                   coalesce((SELECT string_agg(l.label, ', ' ORDER BY l.label) FROM prompt_labels l
+                             WHERE l.name = p.name AND l.version = p.version), '') AS labels,
+                   p.model, p.params, p.messages, p.description, p.content_hash, p.created_at
+            FROM prompts p WHERE p.name = ? ORDER BY p.version DESC
+            """,
             [name],
         ).df()
+        if df.empty:
+            raise _not_found(con, name)
+    return df
 
 
 def _render(p: Prompt) -> builtins.list[str]:
