@@ -13,7 +13,7 @@ import json
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -25,7 +25,29 @@ from nbplayground.core.tools import normalize_tools
 from nbplayground.core.types import KINDS, Media, RunRequest, RunResult, new_id
 
 NOT_RUN = "not run"
+#: Finished rows allowed to wait for the store before workers pause (bounds memory on fast models).
+MAX_BACKLOG = 2000
 DETAIL_FIELDS = ("status", "error", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "run_id")
+
+
+class RowOutcome(NamedTuple):
+    """What the output frame needs of a finished row (the full run lives in the history)."""
+
+    id: str
+    status: str
+    text: str
+    data: Any
+    media: list[Media]
+    error: str | None
+    tokens_in: int | None
+    tokens_out: int | None
+    cost_usd: float | None
+    latency_ms: float | None
+
+
+def _slim(r: RunResult) -> RowOutcome:
+    return RowOutcome(r.id, r.status, r.text, r.data, r.media, r.error, r.tokens_in, r.tokens_out, r.cost_usd,
+                      r.latency_ms)  # fmt: skip
 
 
 @dataclass
@@ -159,11 +181,12 @@ def run_prompt(
     records = df[used].to_dict("records") if used else [{} for _ in range(len(df))]
     keys = [_row_key(k) for k in df.index]
     n = len(df)
-    results: list[RunResult | None] = [None] * n
+    results: list[RowOutcome | None] = [None] * n
     if resume:
         done = _previous(group_id, retry_failed)
         for pos, key in enumerate(keys):
-            results[pos] = done.get(key)
+            prev = done.get(key)
+            results[pos] = _slim(prev) if prev is not None else None
     todo = [i for i in range(n) if results[i] is None]
 
     def render(i: int) -> tuple[list[dict[str, Any]], Any]:
@@ -194,10 +217,11 @@ def run_prompt(
         try:
             msgs, value = render(i)
         except E.TemplateError as exc:
-            results[i] = RunResult(id=new_id(), model=rm.name, status="error", error=str(exc),
-                                   error_type=type(exc).__name__, surface="dataframe", group_id=group_id,
-                                   row_key=keys[i])  # fmt: skip
-            history.record(results[i])
+            failed = RunResult(id=new_id(), model=rm.name, status="error", error=str(exc),
+                               error_type=type(exc).__name__, surface="dataframe", group_id=group_id,
+                               row_key=keys[i])  # fmt: skip
+            results[i] = _slim(failed)
+            history.record(failed)
             with lock:
                 counts["error"] += 1
             return None
@@ -206,14 +230,14 @@ def run_prompt(
             tool_functions=functions, tool_mode=tool_mode,  # type: ignore[arg-type]
             response_format=response_format, kind=kind,  # type: ignore[arg-type]
             input=value, template_messages=template or None, surface="dataframe", group_id=group_id,
-            max_attempts=max_attempts, row_key=keys[i], stream=False,
+            max_attempts=max_attempts, row_key=keys[i], stream=False, resolved=rm,
         )  # fmt: skip
 
     position = {keys[i]: i for i in range(n)}
 
     def on_result(r: RunResult) -> None:
         i = position[r.row_key]  # written by row key: rows never shift or swap
-        results[i] = r
+        results[i] = _slim(r)  # keep only what the frame needs: 100,000 rows stay small
         with lock:
             counts[r.status] = counts.get(r.status, 0) + 1
             if r.cost_usd:
@@ -224,7 +248,8 @@ def run_prompt(
             history.record(r)
 
     limiter = AIMDLimiter(concurrency)
-    batch = Batch(make, todo, workers=concurrency, on_result=on_result, limiter=limiter)
+    batch = Batch(make, todo, workers=concurrency, on_result=on_result, limiter=limiter,
+                  throttle=lambda: history.backlog() > MAX_BACKLOG)  # fmt: skip
     future = batch.start()
     bar = _progress(progress, len(todo), n - len(todo))
     interrupted = False
@@ -327,7 +352,7 @@ def _progress(enabled: bool, total: int, initial_done: int) -> Any:
     return tqdm(total=total, desc="nbplayground", unit="row", leave=True)
 
 
-def _value(r: RunResult | None, kind: str, structured: bool) -> Any:
+def _value(r: RowOutcome | None, kind: str, structured: bool) -> Any:
     if r is None:
         return None
     if r.status != "ok":
@@ -340,7 +365,7 @@ def _value(r: RunResult | None, kind: str, structured: bool) -> Any:
     return r.text
 
 
-def _fill(out: pd.DataFrame, column: str, results: list[RunResult | None], kind: str, response_format: Any,
+def _fill(out: pd.DataFrame, column: str, results: list[RowOutcome | None], kind: str, response_format: Any,
           expand: bool, details: bool) -> None:  # fmt: skip
     structured = response_format is not None
     values = [_value(r, kind, structured) for r in results]

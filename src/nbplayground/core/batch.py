@@ -70,7 +70,8 @@ class AIMDLimiter:
 class Batch:
     """Run ``make(i)`` for i in ``rows`` with at most ``workers`` in progress; results go to ``on_result``.
 
-    ``make`` returns a RunRequest, or None to skip the row (already done, over budget...). ``stop()`` ends
+    ``make`` returns a RunRequest, or None to skip the row (already done, over budget...). ``throttle``,
+    when it returns True, pauses workers before their next row (backpressure). ``stop()`` ends
     the batch promptly: runs in flight end as 'stopped', rows not started are left alone.
     """
 
@@ -81,8 +82,10 @@ class Batch:
         workers: int,
         on_result: OnDone,
         limiter: AIMDLimiter | None = None,
+        throttle: Callable[[], bool] | None = None,
     ) -> None:
         self.make = make
+        self.throttle = throttle
         self.rows = rows
         self.workers = max(1, workers)
         self.on_result = on_result
@@ -93,6 +96,10 @@ class Batch:
 
     async def _worker(self, runner: Runner) -> None:
         while not self.stopping and self._next < len(self.rows):
+            while self.throttle is not None and self.throttle() and not self.stopping:
+                await asyncio.sleep(0.01)  # let the consumer of results (e.g. the store) catch up
+            if self.stopping or self._next >= len(self.rows):
+                return
             i = self.rows[self._next]
             self._next += 1
             req = self.make(i)

@@ -320,7 +320,7 @@ class Runner:
         emit(Event("start", target, req.run_id))
         rm: providers.ResolvedModel | None = None
         try:
-            rm = providers.resolve(req.model)
+            rm = req.resolved or providers.resolve(req.model)
             result.provider = rm.provider
             send, options = providers.split_params(rm, req.params)
             result.params = dict(send)

@@ -206,6 +206,7 @@ class RunRequest:
     run_id: str = field(default_factory=new_id)
     row_key: str | None = None  # DataFrame runs: the row's index value
     stream: bool = True  # False for batch rows: one whole answer per request, no token events
+    resolved: Any = field(default=None, repr=False)  # a ResolvedModel computed once for a whole batch
     limiter: Any = field(default=None, repr=False)  # DataFrame runs: shared AIMD concurrency limiter
 
 

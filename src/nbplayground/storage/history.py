@@ -108,9 +108,21 @@ def media_extension(mime: str) -> str:
     return _MEDIA_EXT.get(mime.split(";", 1)[0].strip().lower(), "bin")
 
 
+def _default(value: Any) -> Any:
+    """What json.dumps cannot encode itself: pydantic models, bytes, sets, datetimes..."""
+    converted = jsonable(value)
+    if converted is value:
+        return str(value)
+    return converted
+
+
 def _dump(value: Any) -> str | None:
     if value is None:
         return None
+    try:  # plain data (the common case) serialises directly: no Python-level walk over it first
+        return json.dumps(value, ensure_ascii=False, default=_default)
+    except (ValueError, TypeError, RecursionError):
+        pass
     try:
         return json.dumps(jsonable(value), ensure_ascii=False, default=str)
     except (ValueError, TypeError, RecursionError):  # a cycle, say: keep the run, describe the value
@@ -488,6 +500,12 @@ def record(result: RunResult) -> None:
     result once written. Secrets in ``params`` are never stored. Call ``flush()`` to wait for the write.
     """
     _writer().queue.put(result)
+
+
+def backlog() -> int:
+    """Runs recorded by this process and not yet written (batch runs throttle on it to bound memory)."""
+    w = _writers.get(_key())
+    return 0 if w is None else w.queue.qsize() + len(w.pending)
 
 
 def flush(timeout: float = 30.0) -> bool:
