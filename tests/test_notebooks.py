@@ -28,3 +28,13 @@ def test_notebook_runs_offline(path, tmp_path, monkeypatch):
         assert "21 C and sunny in" in text
         assert "Hello Ada!" in text
         assert any("image/png" in o.get("data", {}) for o in outputs)
+    if path.stem == "magic":
+        assert 'Keep this JSON as is: {"a": 1, "b": [1, 2]}' in text and "Literal: {{not_a_variable}}" in text
+        assert "The get_weather tool returned: -3 C and snowing" in text
+        assert "saved as demo/summary@1" in text and "== mock/lorem ==" in text
+        mimes = {m for o in outputs for m in o.get("data", {})}
+        assert {"image/png", "audio/wav", "application/json", "text/html"} <= mimes
+        stderr = "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
+        assert "Missing template variables: nobody, nowhere.city" in stderr
+        finals = [o for o in outputs if "nbplayground" in o.get("metadata", {})]
+        assert len(finals) >= 20 and not any("▌" in str(o["data"].get("text/plain")) for o in finals)

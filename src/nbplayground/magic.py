@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from traitlets import Unicode
 
 from nbplayground import api, display
@@ -26,14 +26,21 @@ REFRESH_S = 0.05
 
 
 class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one short line for the notebook, not a SystemExit."""
+
+    def __init__(self, prog: str, short_usage: str, **kw: Any) -> None:
+        super().__init__(prog=prog, add_help=False, exit_on_error=False, **kw)
+        self.short_usage = short_usage
+
     def error(self, message: str) -> Any:
-        raise UsageError(f"{message}\n{self.format_usage().strip()}")
+        raise UsageError(f"{message} · usage: {self.short_usage}")
 
 
 def _parser() -> _Parser:
-    p = _Parser(prog="%%prompt", add_help=False, exit_on_error=False,
+    p = _Parser("%%prompt", "%%prompt [MODEL] [-p KEY=VALUE] [--chat NAME] [-o VAR] [--compare M1,M2] … "
+                "(%%prompt --help lists every option)",
                 description="Run the cell as a prompt; {{name}} placeholders come from the notebook.")  # fmt: skip
-    p.add_argument("model", nargs="?", help="model name (default: %config Prompt.model, then config.toml)")
+    p.add_argument("model", nargs="?", help="model name (default: %%config Prompt.model, then config.toml)")
     p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="model parameter")
     p.add_argument("--system", help="system message")
     p.add_argument("--chat", metavar="NAME", help="named thread: the conversation continues across cells")
@@ -43,8 +50,9 @@ def _parser() -> _Parser:
     p.add_argument("--tools", metavar="F,G", help="functions from the notebook the model may call")
     p.add_argument("--tool-mode", choices=("auto", "manual"), default="auto")
     p.add_argument(
-        "--tool-result", metavar="CALL_ID", help="with --chat: the cell body answers this tool call"
-    )
+        "--tool-result", nargs="?", const="", metavar="CALL_ID",
+        help="with --chat: the cell body answers this tool call (the id may be left out if only one is pending)",
+    )  # fmt: skip
     kinds = p.add_mutually_exclusive_group()
     kinds.add_argument("--image", action="store_true", help="generate an image from the cell")
     kinds.add_argument("--speech", action="store_true", help="read the cell aloud (text to speech)")
@@ -81,6 +89,24 @@ def parse_params(items: list[str]) -> dict[str, Any]:
             raise UsageError(f"-p expects KEY=VALUE, got {item!r} (e.g. -p temperature=0.2)")
         out[key.strip()] = parse_value(raw.strip())
     return out
+
+
+def _pending_call(thread: list[dict[str, Any]], name: str, call_id: str) -> str:
+    """The tool call a ``--tool-result`` cell answers: the given id, or the only one the thread awaits."""
+    last = thread[-1] if thread else {}
+    pending = [c["id"] for c in last.get("tool_calls") or []]
+    if not pending:
+        raise UsageError(
+            f"Thread {name!r} is not waiting for a tool result (run with --tool-mode manual first)"
+        )
+    if call_id and call_id not in pending:
+        raise UsageError(
+            f"Thread {name!r} has no pending tool call {call_id!r}; pending: {', '.join(pending)}"
+        )
+    if not call_id and len(pending) > 1:
+        raise UsageError(f"Thread {name!r} awaits {len(pending)} tool calls: name one with --tool-result CALL_ID "
+                         f"({', '.join(pending)})")  # fmt: skip
+    return call_id or pending[0]
 
 
 _BARE_VAR = re.compile(r"^\s*(?:\{\{\s*)?([^\W\d]\w*)(?:\s*\}\})?\s*$")
@@ -163,16 +189,20 @@ class Prompt(Magics):
         return path
 
     # -- the cell magic ----------------------------------------------------------------------------
-    @cell_magic
+    @line_cell_magic
     def prompt(self, line: str, cell: str | None = None) -> None:
-        """Run the cell body as a prompt; ``%%prompt --help`` lists the options."""
+        """Run the cell body as a prompt; ``%%prompt --help`` lists the options.
+
+        The line form (``%prompt --prompt ns/slug``) runs with no body, which IPython does not allow for
+        a cell magic: a saved prompt, a ``--chat`` turn with only a system change, and so on.
+        """
         if line.strip() in ("-h", "--help"):
             print(_parser().format_help())
             return
         try:
             args = _parser().parse_args(shlex.split(line))
         except ValueError as exc:  # shlex: unbalanced quotes
-            raise UsageError(f"{exc}\n{_parser().format_usage().strip()}") from None
+            raise UsageError(f"{exc} · usage: {_parser().short_usage}") from None
         try:
             self._run(args, cell or "")
         except E.NBPlaygroundError as exc:
@@ -197,6 +227,7 @@ class Prompt(Magics):
             else "chat"
         )
         model = args.model or self.model or None
+        body = body.rstrip("\n")  # IPython hands the cell over with a newline the user did not type
         text: str | None = body if body.strip() else None
         kw: dict[str, Any] = {
             "params": params, "system": args.system, "prompt": args.prompt, "kind": kind, "surface": "magic",
@@ -207,7 +238,7 @@ class Prompt(Magics):
             kw["input"], text = text or "", None
         elif kind == "transcription":
             kw["input"], text = self._audio(body), None
-        if args.tool_result and not args.chat:
+        if args.tool_result is not None and not args.chat:
             raise UsageError("--tool-result continues a thread: add --chat NAME")
         if args.chat:
             from nbplayground.storage import threads
@@ -216,14 +247,24 @@ class Prompt(Magics):
                 threads.clear(args.chat)
             kw["thread"] = threads.messages(args.chat)
             kw["thread_id"] = args.chat
-            if args.tool_result:
-                if not kw["thread"]:
-                    raise UsageError(f"Thread {args.chat!r} is empty: nothing to answer with --tool-result")
-                kw["messages"] = [{"role": "tool", "tool_call_id": args.tool_result, "content": body}]
+            if not args.model and kw["thread"]:
+                last = threads.last_turn(args.chat)
+                model = last.model if last is not None else model  # a thread keeps its model
+            if args.tool_result is not None:
+                call_id = _pending_call(kw["thread"], args.chat, args.tool_result)
+                kw["messages"] = [{"role": "tool", "tool_call_id": call_id, "content": body}]
                 text = None
         elif args.clear:
             raise UsageError("--clear empties a thread: add --chat NAME")
-        kw["variables"] = self._variables(text, args.system, kw.get("input") if kind == "speech" else None)
+        saved_texts: list[str] = []
+        if args.prompt:
+            from nbplayground.storage import registry
+
+            saved = registry.get(args.prompt)
+            saved_texts = [m["content"] for m in saved.messages if isinstance(m.get("content"), str)]
+        kw["variables"] = self._variables(
+            text, args.system, kw.get("input") if kind == "speech" else None, *saved_texts
+        )
         if args.compare:
             models = [m.strip() for m in args.compare.split(",") if m.strip()]
             if model and model not in models:
@@ -240,6 +281,12 @@ class Prompt(Magics):
             print(f"saved as {saved.ref}")
         handle = api.start(requests, history=not args.no_history)
         results = self._show(handle, args)
+        if args.chat and not args.no_history:
+            from nbplayground.storage import history
+
+            # A thread lives in the store: make this turn durable before the cell ends, so even a
+            # kernel that is killed right after still continues the conversation.
+            history.flush(timeout=10)
         if args.output:
             values = [r.data if r.data is not None else (r.media[0] if r.media else r.text) for r in results]
             self.ns[args.output] = values if args.compare else values[0]
@@ -297,7 +344,10 @@ class Prompt(Magics):
     @line_magic
     def prompt_history(self, line: str) -> Any:
         """``%prompt_history [N]``: the N most recent runs (default 10) as a table."""
-        n = int(line.strip() or 10)
+        try:
+            n = int(line.strip() or 10)
+        except ValueError:
+            raise UsageError("usage: %prompt_history [N] (N: how many recent runs, default 10)") from None
         df = api.history(limit=n)
         return df[
             ["created_at", "surface", "model", "status", "text", "tokens_out", "cost_usd", "latency_ms", "id"]
@@ -313,7 +363,7 @@ class Prompt(Magics):
     @line_magic
     def prompt_replay(self, line: str) -> None:
         """``%prompt_replay RUN_ID [-m MODEL] [-p KEY=VALUE]``: re-run a stored run, streaming."""
-        p = _Parser(prog="%prompt_replay", add_help=False, exit_on_error=False)
+        p = _Parser("%prompt_replay", "%prompt_replay RUN_ID [-m MODEL] [-p KEY=VALUE]")
         p.add_argument("run_id")
         p.add_argument("-m", "--model")
         p.add_argument("-p", "--param", action="append", default=[])
@@ -329,7 +379,6 @@ class Prompt(Magics):
     @line_magic
     def prompt_chat(self, line: str) -> None:
         """``%prompt_chat NAME``: show a thread's conversation."""
-        from IPython.display import Markdown
         from IPython.display import display as ipy_display
 
         from nbplayground.storage import threads
@@ -339,7 +388,8 @@ class Prompt(Magics):
             raise UsageError("usage: %prompt_chat NAME")
         msgs = threads.messages(name)
         if not msgs:
-            ipy_display(Markdown(f"*Thread `{name}` is empty.*"))
+            ipy_display({"text/markdown": f"*Thread `{name}` is empty.*", "text/plain": f"Thread {name!r} is empty."},
+                        raw=True)  # fmt: skip
             return
         blocks = []
         for m in msgs:
@@ -349,7 +399,8 @@ class Prompt(Magics):
                                    for c in m["tool_calls"])  # fmt: skip
             blocks.append(f"**{m.get('role')}**" + (f" ({m['tool_call_id']})" if m.get("tool_call_id") else "")
                           + f"\n\n{content}")  # fmt: skip
-        ipy_display(Markdown("\n\n---\n\n".join(blocks)))
+        text = "\n\n---\n\n".join(blocks)
+        ipy_display({"text/markdown": text, "text/plain": text.replace("**", "")}, raw=True)
 
 
 def load(ipython: Any) -> None:
