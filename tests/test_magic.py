@@ -374,3 +374,15 @@ def test_saved_and_reopened_notebook_still_shows_the_final_text(tmp_path):
     assert "Side by side" in both["data"]["text/html"] and "streaming" not in both["data"]["text/plain"]
     assert "== mock/lorem ==" in both["data"]["text/plain"]
     assert "api_key" not in path.read_text()
+
+
+def test_debug_shows_the_traceback_and_secrets_never_reach_outputs(kernel):
+    ex = kernel.run("%%prompt mock/echo --debug\nHi {{nobody_at_all}}")
+    assert ex.error is not None and ex.error["ename"] == "MissingVariablesError"
+    ex = kernel.run("%%prompt mock/echo -p api_key=sk-test-SECRET123 -o said\nhello")
+    assert ex.error is None and ex.usage_error is None
+    outputs = [m["content"] for m in ex.messages if m["msg_type"] != "execute_input"]  # not the typed cell
+    assert "SECRET123" not in json.dumps(outputs, default=str)
+    run_id = ex.final["metadata"]["nbplayground"]["run_id"]
+    stored = kernel.value(f"repr(nbp.sql(\"select * from runs where id = '{run_id}'\").to_dict('records'))")
+    assert "hello" in stored and "SECRET123" not in stored

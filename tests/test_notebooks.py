@@ -27,6 +27,7 @@ def test_notebook_runs_offline(path, tmp_path, monkeypatch):
         assert "Say hi to Ada" in text
         assert "21 C and sunny in" in text
         assert "Hello Ada!" in text
+        assert "Hello from a thread, Ada!" in text and "== mock/lorem ==" in text  # the %%prompt section
         assert any("image/png" in o.get("data", {}) for o in outputs)
     if path.stem == "magic":
         assert 'Keep this JSON as is: {"a": 1, "b": [1, 2]}' in text and "Literal: {{not_a_variable}}" in text
