@@ -466,3 +466,14 @@ def test_importing_the_store_stays_cheap():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "PYTHONPATH": SRC})  # fmt: skip
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_a_script_that_exits_right_after_its_run_writes_it_without_warnings(nbp_home):
+    code = "import nbplayground as nbp; nbp.run('bye', model='mock/echo')"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "NBPLAYGROUND_HOME": str(nbp_home)})  # fmt: skip
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert not (nbp_home / "pending").exists() or not list((nbp_home / "pending").iterdir())
+    from nbplayground.storage import history
+
+    assert history.history()["text"].tolist() == ["bye"]

@@ -196,17 +196,33 @@ def _arrow_schema() -> Any:
     return pa.schema([(c, kind(c)) for c in COLUMNS])
 
 
+def _insert_values(con: Any, rows: list[tuple[Any, ...]]) -> None:
+    one = "(" + ", ".join("?" * len(COLUMNS)) + ")"
+    for i in range(0, len(rows), 100):
+        chunk = rows[i : i + 100]
+        con.execute(
+            f"INSERT OR IGNORE INTO runs ({', '.join(COLUMNS)}) VALUES {', '.join([one] * len(chunk))}",
+            [v for row in chunk for v in row],
+        )
+
+
 def insert_rows(con: Any, rows: list[tuple[Any, ...]]) -> None:
     """INSERT OR IGNORE rows in one statement through an Arrow table (executemany costs ~2 ms a row)."""
     if not rows:
         return
-    import pyarrow as pa
+    try:
+        import pyarrow as pa
 
-    columns = list(zip(*rows, strict=True))
-    table = pa.Table.from_arrays(
-        [pa.array(values, type=field.type) for values, field in zip(columns, _arrow_schema(), strict=True)],
-        schema=_arrow_schema(),
-    )
+        columns = list(zip(*rows, strict=True))
+        arrays = [
+            pa.array(values, type=field.type) for values, field in zip(columns, _arrow_schema(), strict=True)
+        ]
+    except RuntimeError:
+        # At interpreter exit pyarrow's lazy pandas import cannot register its atexit hook: a script that
+        # ends right after its last run still gets it written, through plain VALUES.
+        _insert_values(con, rows)
+        return
+    table = pa.Table.from_arrays(arrays, schema=_arrow_schema())
     con.register("_nbp_batch", table)
     try:
         con.execute(_INSERT)
