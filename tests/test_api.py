@@ -17,7 +17,7 @@ def test_import_is_cheap():
     code = (
         "import sys, nbplayground as nbp; "
         "heavy = [m for m in ('litellm', 'pandas', 'duckdb', 'pydantic', 'httpx', 'openai', 'IPython', "
-        "'ipywidgets', 'tornado', 'jupyter_server') if m in sys.modules]; print(heavy)"
+        "'ipywidgets', 'anywidget', 'tornado', 'jupyter_server') if m in sys.modules]; print(heavy)"
     )
     out = subprocess.check_output([sys.executable, "-c", code], text=True).strip()
     assert out == "[]"

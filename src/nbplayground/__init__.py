@@ -37,6 +37,7 @@ _EXPORTS: dict[str, str] = {
     "render": "nbplayground.core.templating",
     "escape": "nbplayground.core.templating",
     "errors": "nbplayground.core.errors",
+    "Playground": "nbplayground.widgets",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -58,6 +59,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from nbplayground.core import errors  # noqa: F401
     from nbplayground.core.engine import RunHandle  # noqa: F401
     from nbplayground.core.templating import escape, render  # noqa: F401
+    from nbplayground.widgets import Playground  # noqa: F401
     from nbplayground.core.types import Event, Media, RunRequest, RunResult, ToolCall  # noqa: F401
 
 

@@ -1,0 +1,582 @@
+"""The Playground widget: edit messages and variables, run 1-4 models side by side, stop, iterate.
+
+State lives in traits (see ``docs/widget-protocol.md``); streaming goes through batched custom messages.
+Runs happen on the engine's loop thread and a small pump thread, so the kernel stays free to handle
+Stop, other cells and widget edits while models stream.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets as t
+
+from nbplayground import api, display
+from nbplayground.core import errors as E
+from nbplayground.core.engine import RunHandle
+from nbplayground.core.types import Event, RunResult
+from nbplayground.widgets._stream import StreamPump
+
+STATIC = Path(__file__).resolve().parents[1] / "static"
+MAX_TARGETS = 4
+#: Media up to this size travels in the ``results`` trait (base64); larger media is shown by reference.
+MAX_INLINE_MEDIA = 2_000_000
+ROLES = ("system", "user", "assistant", "tool")
+_PARAM_KEYS = ("temperature", "max_tokens", "top_p", "stop", "seed")
+
+_MISSING_BUNDLE = """
+export default { render({ el }) {
+  el.innerHTML = "<div style='padding:8px;border:1px solid #c00'>nbplayground: the widget front end is not "
+    + "built. Reinstall with <code>pip install -e .</code> (needs npm) or run <code>npm run build</code> in js/.</div>";
+} };
+"""
+
+
+def _asset(name: str, fallback: str) -> Any:
+    path = STATIC / name
+    return path if path.exists() else fallback
+
+
+def _target(spec: Any, params: dict[str, Any] | None) -> dict[str, Any]:
+    """A ``targets`` entry from a model name or ``{"model", "params", "response_format", "tools"}``."""
+    if isinstance(spec, str):
+        spec = {"model": spec}
+    if not isinstance(spec, dict) or not spec.get("model"):
+        raise E.BadParameterError(
+            f"A target is a model name or {{'model': ..., 'params': ...}}, got {spec!r}."
+        )
+    rf = spec.get("response_format")
+    if rf is not None and not isinstance(rf, str):
+        rf = json.dumps(_schema_dict(rf))
+    return {
+        "model": spec["model"],
+        "params": {**(params or {}), **(spec.get("params") or {})},
+        "response_format": rf,
+        "tools": bool(spec.get("tools", True)),
+    }
+
+
+def _schema_dict(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, type) and hasattr(value, "model_json_schema"):
+        return value.model_json_schema()
+    raise E.BadParameterError(
+        f"response_format must be a pydantic model or a JSON schema dict, got {value!r}."
+    )
+
+
+def _messages(messages: Any, system: str | None) -> list[dict[str, Any]]:
+    if messages is None:
+        out: list[dict[str, Any]] = [{"role": "user", "content": ""}]
+    elif isinstance(messages, str):
+        out = [{"role": "user", "content": messages}]
+    else:
+        out = [dict(m) for m in messages]
+    if system is not None:
+        out = [{"role": "system", "content": system}, *[m for m in out if m.get("role") != "system"]]
+    for m in out:
+        if m.get("role") not in ROLES:
+            raise E.BadParameterError(f"A message role is one of {', '.join(ROLES)}, got {m.get('role')!r}.")
+        m["content"] = "" if m.get("content") is None else m["content"]
+    return out
+
+
+def _variable_value(raw: Any) -> Any:
+    """Editor values are text; text that parses as a JSON object or array is used as JSON."""
+    if isinstance(raw, str) and raw.strip()[:1] in ("{", "["):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+def _roots(messages: list[dict[str, Any]]) -> list[str]:
+    from nbplayground.core.templating import placeholders
+
+    names: list[str] = []
+    for m in messages:
+        if m.get("role") in ("system", "user") and isinstance(m.get("content"), str):
+            for path in placeholders(m["content"]):
+                root = re.split(r"[.\[]", path, maxsplit=1)[0]
+                if root not in names:
+                    names.append(root)
+    return names
+
+
+def _result_state(r: RunResult) -> dict[str, Any]:
+    out = r.to_dict()
+    out["media"] = [m.to_dict(include_data=len(m.data) <= MAX_INLINE_MEDIA) for m in r.media]
+    out.pop("messages", None)  # the editor already shows the conversation
+    return out
+
+
+class Playground(anywidget.AnyWidget):
+    """An interactive prompt playground in the notebook, mirrored by a Python API.
+
+    ``Playground(messages=..., variables=..., models=[...], params=..., tools=[f, g])``; then ``run()``,
+    ``clear_and_run()``, ``stop()``, ``results``. Every run goes through the engine and lands in history
+    (``surface='widget'``, ``thread_id`` = this widget's id).
+    """
+
+    _esm = _asset("playground.js", _MISSING_BUNDLE)
+    _css = _asset("playground.css", "")
+
+    messages = t.List(
+        t.Dict(), help="The editor's messages: role, content (+ tool_call_id / tool_calls)."
+    ).tag(sync=True)
+    base_messages = t.List(t.Dict(), help="The editor's messages when the conversation began.").tag(sync=True)
+    variables = t.Dict(help="Template variables by name (text; JSON text is parsed).").tag(sync=True)
+    variable_names = t.List(t.Unicode(), help="Placeholder roots found in the messages.").tag(sync=True)
+    missing = t.List(t.Unicode(), help="Placeholders with no value.").tag(sync=True)
+    targets = t.List(t.Dict(), help="1-4 targets: model, params, response_format, tools.").tag(sync=True)
+    models = t.List(t.Dict(), help="Models for the picker, with key status (never keys).").tag(sync=True)
+    tool_names = t.List(t.Unicode(), help="Names of the functions passed as tools.").tag(sync=True)
+    tool_mode = t.Unicode("auto", help="'auto' runs tools in the kernel; 'manual' asks you.").tag(sync=True)
+    status = t.Unicode("idle", help="idle, running or stopping.").tag(sync=True)
+    error = t.Unicode("", help="The last validation error, or ''.").tag(sync=True)
+    outputs = t.List(help="Per target, the last finished run (RunResult.to_dict()) or None.").tag(sync=True)
+    previous = t.List(help="Per target, the previous run's text (for the diff) or None.").tag(sync=True)
+    history = t.Dict(help="The history panel page: scope, offset, total, items.").tag(sync=True)
+    prompt_ref = t.Unicode("", help="The registry version last saved or loaded.").tag(sync=True)
+
+    def __init__(
+        self,
+        messages: list[dict[str, Any]] | str | None = None,
+        *,
+        variables: dict[str, Any] | None = None,
+        models: Iterable[Any] | None = None,
+        model: str | None = None,
+        params: dict[str, Any] | None = None,
+        system: str | None = None,
+        tools: Iterable[Callable[..., Any]] | None = None,
+        tool_mode: str = "auto",
+        prompt: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        from nbplayground import config
+
+        specs = (
+            list(models) if models is not None else [model or config.settings().default_model or "mock/echo"]
+        )
+        if not 1 <= len(specs) <= MAX_TARGETS:
+            raise E.BadParameterError(f"A playground has 1 to {MAX_TARGETS} targets, got {len(specs)}.")
+        if tool_mode not in ("auto", "manual"):
+            raise E.BadParameterError(f"tool_mode must be 'auto' or 'manual'; got {tool_mode!r}.")
+        msgs = _messages(messages, system)
+        super().__init__(
+            messages=msgs, base_messages=msgs,
+            variables={k: v if isinstance(v, str) else json.dumps(v) for k, v in (variables or {}).items()},
+            targets=[_target(s, params) for s in specs], tool_mode=tool_mode,
+            outputs=[None] * len(specs), previous=[None] * len(specs),
+            history={"scope": "widget", "offset": 0, "total": 0, "items": []}, **kwargs,
+        )  # fmt: skip
+        self.id = "pg-" + uuid.uuid4().hex[:10]
+        self._functions = list(tools or [])
+        self.tool_names = [getattr(f, "__name__", str(f)) for f in self._functions]
+        self._handle: RunHandle | None = None
+        self._pump: StreamPump | None = None
+        self._run_seq = 0
+        self._ready = False
+        self._lock = threading.RLock()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._last: list[RunResult] = []
+        self._displays: list[Any] = []
+        self._turns = 0
+        self.observe(self._on_messages, names="messages")
+        self.observe(self._on_variables, names="variables")
+        self.on_msg(self._on_front_msg)
+        self._on_messages()
+        self.models = _model_choices()
+        if prompt is not None:
+            self.load_version(prompt)
+
+    # -- observers ------------------------------------------------------------------------------------
+    def _on_messages(self, change: Any = None) -> None:
+        self.variable_names = _roots(self.messages)
+        self._on_variables()
+
+    def _on_variables(self, change: Any = None) -> None:
+        self.missing = [n for n in self.variable_names if str(self.variables.get(n, "")) == ""]
+
+    # -- Python API -----------------------------------------------------------------------------------
+    def run(self) -> RunHandle:
+        """Run the editor's messages on every target (continuing the conversation); returns at once.
+
+        The answer of the first target becomes an assistant message when the run ends. Wait with
+        ``pg.wait()`` (or the returned handle's ``wait()``); read ``pg.results``.
+        """
+        return self._start(clear=False)
+
+    def clear_and_run(self) -> RunHandle:
+        """Reset the conversation to the editor's messages as they were when it began, then run."""
+        return self._start(clear=True)
+
+    def stop(self) -> None:
+        """Stop every target now; partial text is kept and the runs are recorded as stopped."""
+        with self._lock:
+            if self._handle is not None and not self._handle.done:
+                self.status = "stopping"
+                self._handle.stop()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the current run (and its bookkeeping) is over; False on timeout."""
+        return self._idle.wait(timeout)
+
+    @property
+    def results(self) -> api.Comparison:
+        """The results of the last finished run, one per target."""
+        out = api.Comparison(self._last)
+        out.group_id = self._last[0].group_id if self._last else None
+        return out
+
+    def save_version(self, name: str, labels: Iterable[str] = ()) -> str:
+        """Save the editor (messages, first target's model and params) as a new registry version."""
+        from nbplayground.storage import registry
+
+        target = self.targets[0]
+        saved = registry.save(
+            name, messages=self._template(), model=target["model"], params=dict(target.get("params") or {}),
+            labels=list(labels),
+        )  # fmt: skip
+        self.prompt_ref = saved.ref
+        return saved.ref
+
+    def load_version(self, ref: str) -> None:
+        """Load a registry version into the editor (messages; model and params into the first target)."""
+        from nbplayground.storage import registry
+
+        saved = registry.get(ref)
+        msgs = _messages(saved.messages, None)
+        first = dict(self.targets[0])
+        if saved.model:
+            first["model"] = saved.model
+        first["params"] = dict(saved.params or {})
+        self.set_state_from_python(messages=msgs, base_messages=msgs, targets=[first, *self.targets[1:]])
+        self.prompt_ref = saved.ref
+        self._turns = 0
+
+    def restore(self, run_id: str) -> None:
+        """Load a stored run (and the other targets of its compare) into the editor."""
+        run = api.get_run(run_id)
+        if run is None:
+            raise E.NBPlaygroundError(f"No run with id {run_id!r} in history.")
+        group = [run]
+        if run.group_id:
+            from nbplayground.storage import history as store
+
+            rows = store.history(limit=MAX_TARGETS * 4, group_id=run.group_id)
+            ids = list(dict.fromkeys(rows["id"].tolist()))
+            group = [r for r in (api.get_run(i) for i in ids) if r is not None] or [run]
+            group.sort(key=lambda r: r.target_index)
+        template = (run.template or {}).get("messages") or run.messages
+        msgs = _messages(template, None)
+        targets = []
+        for r in group[:MAX_TARGETS]:
+            info = r.template or {}
+            rf = info.get("response_format")
+            targets.append({"model": r.model, "params": dict(r.params or {}),
+                            "response_format": json.dumps(rf) if rf else None, "tools": bool(info.get("tools"))})  # fmt: skip
+        variables = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (run.variables or {}).items()}
+        self.set_state_from_python(
+            messages=msgs, base_messages=msgs, variables=variables, targets=targets,
+            outputs=[_result_state(r) for r in group[:MAX_TARGETS]], previous=[None] * len(targets),
+            tool_mode=(run.template or {}).get("tool_mode", self.tool_mode), prompt_ref=run.prompt_ref or "",
+        )  # fmt: skip
+        self._last = group[:MAX_TARGETS]
+        self._turns = 0
+
+    @classmethod
+    def from_run(cls, run_id: str, **kwargs: Any) -> Playground:
+        """A new playground holding a stored run: "open in playground"."""
+        pg = cls(**kwargs)
+        pg.restore(run_id)
+        return pg
+
+    def set_state_from_python(self, **traits: Any) -> None:
+        """Set several traits in one sync message."""
+        with self.hold_sync():
+            for k, v in traits.items():
+                setattr(self, k, v)
+
+    # -- running --------------------------------------------------------------------------------------
+    def _template(self) -> list[dict[str, Any]]:
+        return [{k: v for k, v in m.items() if k in ("role", "content", "tool_call_id", "tool_calls", "name")}
+                for m in self.messages]  # fmt: skip
+
+    def _rendered(self) -> list[dict[str, Any]]:
+        """System and user messages are templates; assistant and tool turns are sent verbatim."""
+        from nbplayground.core import templating
+
+        msgs = self._template()
+        variables = {k: _variable_value(v) for k, v in self.variables.items() if str(v) != ""}
+        idx = [i for i, m in enumerate(msgs) if m["role"] in ("system", "user")]
+        rendered = templating.render_messages([msgs[i] for i in idx], variables)
+        for i, m in zip(idx, rendered, strict=True):
+            msgs[i] = m
+        for m in msgs:
+            if m["role"] == "tool" and not str(m.get("content") or "").strip():
+                raise E.BadParameterError(
+                    f"Answer the tool call {m.get('tool_call_id')!r}: type its result in the tool message."
+                )
+        while msgs and msgs[-1]["role"] == "user" and not str(msgs[-1]["content"]).strip():
+            msgs.pop()  # an empty trailing user turn is a slot not yet filled
+        if not msgs:
+            raise E.BadParameterError("Nothing to run: write a message first.")
+        if msgs[-1]["role"] == "assistant" and not msgs[-1].get("tool_calls"):
+            raise E.BadParameterError("Add a user message to continue the conversation, or use Clear & Run.")
+        return msgs
+
+    def _requests(self) -> list[Any]:
+        from nbplayground.core.types import new_id
+
+        rendered = self._rendered()
+        variables = {k: _variable_value(v) for k, v in self.variables.items() if str(v) != ""}
+        group_id = new_id() if len(self.targets) > 1 else None
+        requests = []
+        for i, target in enumerate(self.targets):
+            rf = target.get("response_format")
+            if isinstance(rf, str) and rf.strip():
+                try:
+                    rf = json.loads(rf)
+                except ValueError:
+                    raise E.BadParameterError(f"Target {i + 1}: response_format is not valid JSON.") from None
+            else:
+                rf = None
+            params = {k: v for k, v in (target.get("params") or {}).items() if v not in (None, "")}
+            (req,) = api.prepare(
+                None, model=target.get("model") or None, params=params, thread=rendered, response_format=rf,
+                tools=self._functions if (target.get("tools", True) and self._functions) else None,
+                tool_mode=self.tool_mode, surface="widget", thread_id=self.id, group_id=group_id,
+            )  # fmt: skip
+            req.target_index = i
+            req.variables = variables
+            req.template_messages = self._template()
+            req.prompt_ref = self.prompt_ref or None
+            requests.append(req)
+        return requests
+
+    def _start(self, clear: bool) -> RunHandle:
+        with self._lock:
+            if not self._idle.is_set():
+                raise E.NBPlaygroundError("A run is in progress: stop it first (pg.stop()).")
+            if clear:
+                self.set_state_from_python(messages=[dict(m) for m in self.base_messages])
+                self._turns = 0
+            elif self._turns == 0:
+                self.base_messages = [dict(m) for m in self.messages]
+            try:
+                requests = self._requests()
+            except E.NBPlaygroundError as exc:
+                self.error = str(exc)
+                raise
+            self.error = ""
+            self._run_seq += 1
+            seq = self._run_seq
+            self._idle.clear()
+            self.status = "running"
+            handle = api.start(requests)
+            self._handle = handle
+            self._emit_msg({"type": "run_started", "run": seq,
+                        "targets": [{"index": r.target_index, "model": r.model, "run_id": r.run_id} for r in requests]})  # fmt: skip
+            pump = StreamPump(
+                handle,
+                send=lambda events: self._emit_msg({"type": "events", "run": seq, "events": events}),
+                on_end=lambda: self._finish(handle, seq),
+                event_dict=_event_dict,
+            )
+            self._pump = pump
+            pump.start()
+            return handle
+
+    def _finish(self, handle: RunHandle, seq: int) -> None:
+        try:
+            results = handle.results(timeout=30)
+            with self._lock:
+                previous = [r.get("text") if isinstance(r, dict) else None for r in self.outputs]
+                while len(previous) < len(results):
+                    previous.append(None)
+                first = results[0]
+                msgs = list(self.messages)
+                if first.status == "ok":
+                    msgs.extend(_turn_messages(first, self.tool_mode))
+                    self._turns += 1
+                self._last = list(results)
+                self.set_state_from_python(
+                    outputs=[_result_state(r) for r in results], previous=previous[: len(results)],
+                    messages=msgs, status="idle",
+                )  # fmt: skip
+                self._refresh_history()
+                self._emit_msg({"type": "run_finished", "run": seq})
+                self._update_displays()
+        except Exception as exc:  # the widget must never be left "running"
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.status = "idle"
+        finally:
+            self._idle.set()
+
+    # -- comm -----------------------------------------------------------------------------------------
+    def _emit_msg(self, msg: dict[str, Any]) -> None:
+        if self._ready and self.comm is not None:
+            self.send(msg)
+
+    def _on_front_msg(self, _widget: Any, msg: dict[str, Any], _buffers: list[bytes]) -> None:
+        kind = msg.get("type")
+        try:
+            if kind == "ready":
+                self._ready = True
+                pump = self._pump
+                if pump is not None and self._handle is not None and not self._handle.done:
+                    self.send({"type": "snapshot", "run": self._run_seq, "texts": pump.snapshot()})
+                self._refresh_history()
+            elif kind == "run":
+                self.run()
+            elif kind == "clear_and_run":
+                self.clear_and_run()
+            elif kind == "stop":
+                self.stop()
+            elif kind == "history":
+                self._refresh_history(scope=msg.get("scope"), offset=msg.get("offset"))
+            elif kind == "restore":
+                self.restore(str(msg.get("run_id")))
+            elif kind == "save_version":
+                ref = self.save_version(str(msg.get("name", "")), labels=msg.get("labels") or [])
+                self._emit_msg({"type": "saved", "ref": ref})
+            elif kind == "load_version":
+                self.load_version(str(msg.get("ref", "")))
+            else:
+                raise E.BadParameterError(f"Unknown widget command {kind!r}.")
+            if kind not in ("run", "clear_and_run"):
+                self.error = ""
+        except E.NBPlaygroundError as exc:
+            self.error = str(exc)
+            self._emit_msg({"type": "error", "message": str(exc)})
+        except Exception as exc:  # shown in the widget, not lost in the kernel log
+            self.error = f"{type(exc).__name__}: {exc}"
+            self._emit_msg({"type": "error", "message": self.error})
+
+    def _refresh_history(self, scope: str | None = None, offset: Any = None) -> None:
+        from nbplayground.storage import history as store
+
+        scope = scope if scope in ("widget", "all") else self.history.get("scope", "widget")
+        offset = max(0, int(offset if offset is not None else self.history.get("offset", 0)))
+        filters = {"thread_id": self.id} if scope == "widget" else {}
+        page = store.history(limit=20, offset=offset, **filters)
+        total = store.sql(
+            "select count(*) as n from runs" + (" where thread_id = ?" if filters else ""),
+            [self.id] if filters else None,
+        )["n"].iloc[0]
+        items = [
+            {"id": row.id, "group_id": row.group_id, "created_at": row.created_at.isoformat(),
+             "model": row.model, "status": row.status, "text": (row.text or "")[:200],
+             "tokens_in": _num(row.tokens_in), "tokens_out": _num(row.tokens_out),
+             "cost_usd": _num(row.cost_usd), "latency_ms": _num(row.latency_ms)}
+            for row in page.itertuples()
+        ]  # fmt: skip
+        self.history = {"scope": scope, "offset": offset, "total": int(total), "items": items}
+
+    # -- display with a static fallback ---------------------------------------------------------------
+    def _fallback(self) -> dict[str, Any]:
+        if not self._last:
+            text = "Playground (not run yet)"
+            return {"text/plain": text, "text/markdown": f"*{text}*"}
+        if len(self._last) == 1:
+            data, _ = display.bundle(self._last[0])
+            return {"text/plain": data["text/plain"], "text/markdown": data["text/markdown"]}
+        data, _ = display.compare_bundle(
+            [r.model for r in self._last], [r.text for r in self._last], self._last
+        )
+        return {
+            "text/plain": data["text/plain"],
+            "text/markdown": data["text/markdown"],
+            "text/html": data["text/html"],
+        }
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        meta = bundle[1] if isinstance(bundle, tuple) else {}
+        fallback = self._fallback()
+        data = {**fallback, **{k: v for k, v in data.items() if k != "text/plain"}}
+        if self._last:
+            meta = {**meta, "nbplayground": {"widget": self.id,
+                                             "runs": [display.metadata(r)["nbplayground"] for r in self._last]}}  # fmt: skip
+        return data, meta
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display as ipy_display
+
+        bundle = self._repr_mimebundle_()
+        if bundle is None:
+            return
+        data, meta = bundle
+        self._displays.append(ipy_display(data, metadata=meta, raw=True, display_id=True))
+
+    def _update_displays(self) -> None:
+        """After a run, refresh every display of this widget so a saved notebook keeps the outputs."""
+        bundle = self._repr_mimebundle_()
+        if bundle is None:
+            return
+        data, meta = bundle
+        for handle in self._displays:
+            if handle is not None:
+                handle.update(data, metadata=meta, raw=True)
+
+    def __repr__(self) -> str:
+        models = ", ".join(tg["model"] for tg in self.targets)
+        return f"Playground({models}; {len(self.messages)} messages; {self.status})"
+
+
+def _num(value: Any) -> Any:
+    try:
+        import math
+
+        return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _event_dict(ev: Event) -> dict[str, Any]:
+    out = ev.to_dict()
+    result = out.get("result")
+    if isinstance(result, dict):
+        result.pop("messages", None)  # sent once in the traits, not in every done event
+    return out
+
+
+def _turn_messages(r: RunResult, tool_mode: str) -> list[dict[str, Any]]:
+    """The messages a finished run adds to the conversation: its answer, and slots for manual tool results."""
+    from nbplayground.storage.threads import assistant_message
+
+    msg = assistant_message(r)
+    if r.data is not None and not r.text:
+        msg["content"] = json.dumps(r.data)
+    out = [{k: v for k, v in msg.items() if v is not None or k == "content"}]
+    out[0]["content"] = out[0].get("content") or ""
+    for call in out[0].get("tool_calls") or []:
+        out.append({"role": "tool", "tool_call_id": call["id"], "content": ""})
+    return out
+
+
+def _model_choices() -> list[dict[str, Any]]:
+    """Models for the picker: mock, custom and known provider models, with key status (no litellm import)."""
+    try:
+        df = api.providers()
+    except Exception:
+        return []
+    out = []
+    for row in df.itertuples():
+        for m in list(row.models)[:200]:
+            out.append({"model": m, "provider": str(row.provider), "key_status": row.key_status})
+    return out
