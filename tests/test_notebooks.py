@@ -27,6 +27,7 @@ def test_notebook_runs_offline(path, tmp_path, monkeypatch):
         assert "Say hi to Ada" in text
         assert "21 C and sunny in" in text
         assert "Hello Ada!" in text
+        assert "Write a haiku about the sea" in text  # the Playground section
         assert "Hello from a thread, Ada!" in text and "== mock/lorem ==" in text  # the %%prompt section
         assert any("image/png" in o.get("data", {}) for o in outputs)
     if path.stem == "magic":
@@ -39,3 +40,8 @@ def test_notebook_runs_offline(path, tmp_path, monkeypatch):
         assert "Missing template variables: nobody, nowhere.city" in stderr
         finals = [o for o in outputs if "nbplayground" in o.get("metadata", {})]
         assert len(finals) >= 20 and not any("▌" in str(o["data"].get("text/plain")) for o in finals)
+    if path.stem == "playground":
+        assert "Explain tides in one line." in text and "lorem ipsum" in text
+        assert "Summarise lighthouses" in text and "demo/explain@1" in text
+        views = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+        assert len(views) == 4

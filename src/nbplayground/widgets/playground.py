@@ -235,6 +235,8 @@ class Playground(anywidget.AnyWidget):
     @property
     def results(self) -> api.Comparison:
         """The results of the last finished run, one per target."""
+        if self._handle is not None and self._handle.done:
+            self._idle.wait(10)  # the engine is done: let the bookkeeping (outputs, thread) finish too
         out = api.Comparison(self._last)
         out.group_id = self._last[0].group_id if self._last else None
         return out
