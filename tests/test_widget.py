@@ -326,3 +326,31 @@ def test_creating_a_playground_does_not_import_litellm():
     code = ("import sys; from nbplayground import Playground; Playground('x', model='mock/echo'); "
             "print('litellm' in sys.modules)")  # fmt: skip
     assert subprocess.check_output([sys.executable, "-c", code], text=True).strip() == "False"
+
+
+def test_in_a_real_kernel_other_cells_run_while_the_widget_streams(tmp_path):
+    from support.kernel import Kernel
+
+    k = Kernel({"NBPLAYGROUND_HOME": str(tmp_path / "home")})
+    try:
+        ex = k.run(
+            "import nbplayground as nbp\n"
+            "pg = nbp.Playground('x', models=[{'model': 'mock/lorem', 'params': {'max_tokens': 3000, "
+            "'mock_delay_ms': 2}}] * 3)\n"
+            "pg._ready = True\n"
+            "pg.run()\n"
+            "pg"
+        )
+        assert ex.error is None, ex.error
+        view = ex.displays[0]["data"]["application/vnd.jupyter.widget-view+json"]
+        assert view["model_id"]
+        t0 = time.monotonic()
+        assert k.value("21 * 2") == 42  # the kernel answers while three targets stream
+        assert time.monotonic() - t0 < 5
+        assert k.value("pg.status") == "running"
+        streamed = [m for m in k.run("import time; time.sleep(0.3)").messages if m["msg_type"] == "comm_msg"]
+        assert streamed  # stream messages went out on IOPub meanwhile
+        k.run("pg.stop(); pg.wait(10)")
+        assert k.value("[o['status'] for o in pg.outputs]") == ["stopped"] * 3
+    finally:
+        k.shutdown()
