@@ -295,12 +295,14 @@ def test_save_and_load_versions():
 
 def test_static_fallback_shows_the_last_results():
     pg = Playground("Fallback please", models=["mock/echo", "mock/lorem"])
-    data, _ = pg._repr_mimebundle_()
-    assert "application/vnd.jupyter.widget-view+json" in data and "not run yet" in data["text/plain"]
+    data, _ = pg.fallback_bundle()
+    assert data["text/html"] == '<div class="nbp-fallback"></div>'
+    assert "application/vnd.jupyter.widget-view+json" in pg._repr_mimebundle_()[0]
     pg.run()
     pg.wait(10)
-    data, meta = pg._repr_mimebundle_()
-    assert "Fallback please" in data["text/html"] and "== mock/lorem ==" in data["text/plain"]
+    data, meta = pg.fallback_bundle()
+    assert data["text/html"].startswith('<div class="nbp-fallback">') and "Fallback please" in data["text/html"]
+    assert "== mock/lorem ==" in data["text/plain"]
     assert [r["status"] for r in meta["nbplayground"]["runs"]] == ["ok", "ok"]
 
 
@@ -343,6 +345,7 @@ def test_in_a_real_kernel_other_cells_run_while_the_widget_streams(tmp_path):
         )
         assert ex.error is None, ex.error
         view = ex.displays[0]["data"]["application/vnd.jupyter.widget-view+json"]
+        assert ex.displays[1]["data"]["text/html"] == '<div class="nbp-fallback"></div>'  # the static copy
         assert view["model_id"]
         t0 = time.monotonic()
         assert k.value("21 * 2") == 42  # the kernel answers while three targets stream

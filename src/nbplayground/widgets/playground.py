@@ -487,34 +487,24 @@ class Playground(anywidget.AnyWidget):
         self.history = {"scope": scope, "offset": offset, "total": int(total), "items": items}
 
     # -- display with a static fallback ---------------------------------------------------------------
-    def _fallback(self) -> dict[str, Any]:
+    # The widget's own output is never updated: JupyterLab re-creates a widget view whenever its output
+    # changes (losing focus and scroll). The last results go to a second output instead, a static copy
+    # that the widget's CSS hides wherever the live widget renders, and that GitHub, nbviewer and a
+    # kernel-less reload show.
+    def fallback_bundle(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The static copy of the last results: HTML columns, plain text, provenance metadata."""
         if not self._last:
-            text = "Playground (not run yet)"
-            return {"text/plain": text, "text/markdown": f"*{text}*"}
-        if len(self._last) == 1:
-            data, _ = display.bundle(self._last[0])
-            return {"text/plain": data["text/plain"], "text/markdown": data["text/markdown"]}
-        data, _ = display.compare_bundle(
-            [r.model for r in self._last], [r.text for r in self._last], self._last
-        )
-        return {
-            "text/plain": data["text/plain"],
-            "text/markdown": data["text/markdown"],
-            "text/html": data["text/html"],
-        }
+            return {"text/html": '<div class="nbp-fallback"></div>', "text/plain": ""}, {}
+        data, meta = display.compare_bundle([r.model for r in self._last], [r.text for r in self._last], self._last)
+        html_ = f'<div class="nbp-fallback"><div><b>Playground</b> · last run</div>{data["text/html"]}</div>'
+        return {"text/html": html_, "text/plain": data["text/plain"]}, meta
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         bundle = super()._repr_mimebundle_(**kwargs)
         if bundle is None:
             return None
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
-        meta = bundle[1] if isinstance(bundle, tuple) else {}
-        fallback = self._fallback()
-        data = {**fallback, **{k: v for k, v in data.items() if k != "text/plain"}}
-        if self._last:
-            meta = {**meta, "nbplayground": {"widget": self.id,
-                                             "runs": [display.metadata(r)["nbplayground"] for r in self._last]}}  # fmt: skip
-        return data, meta
+        data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
+        return {**data, "text/plain": repr(self)}, meta
 
     def _ipython_display_(self) -> None:
         from IPython.display import display as ipy_display
@@ -522,15 +512,13 @@ class Playground(anywidget.AnyWidget):
         bundle = self._repr_mimebundle_()
         if bundle is None:
             return
-        data, meta = bundle
+        ipy_display(bundle[0], metadata=bundle[1], raw=True)
+        data, meta = self.fallback_bundle()
         self._displays.append(ipy_display(data, metadata=meta, raw=True, display_id=True))
 
     def _update_displays(self) -> None:
-        """After a run, refresh every display of this widget so a saved notebook keeps the outputs."""
-        bundle = self._repr_mimebundle_()
-        if bundle is None:
-            return
-        data, meta = bundle
+        """After a run, refresh the static copies so a saved notebook keeps the last outputs."""
+        data, meta = self.fallback_bundle()
         for handle in self._displays:
             if handle is not None:
                 handle.update(data, metadata=meta, raw=True)

@@ -1,0 +1,45 @@
+"""Small JupyterLab page helpers for browser tests (JupyterLab 4, app exposed as ``window.jupyterapp``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+KERNEL_IDLE = """() => {
+  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  const ctx = w && w.sessionContext;
+  const k = ctx && ctx.session && ctx.session.kernel;
+  return !!k && k.connectionStatus === 'connected' && k.status === 'idle' && !ctx.pendingInput;
+}"""
+
+ALL_RUN = """() => {
+  const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')];
+  return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent || ''));
+}"""
+
+
+def open_notebook(page: Any, lab: Any, name: str, timeout: float = 90_000) -> None:
+    """Open a notebook and wait until its kernel is connected and idle."""
+    page.goto(lab.notebook_url(name))
+    page.wait_for_function(
+        "() => window.jupyterapp && document.querySelector('.jp-NotebookPanel .jp-Notebook .jp-Cell')",
+        timeout=timeout,
+    )
+    page.wait_for_function(KERNEL_IDLE, timeout=timeout)
+
+
+def run_all_cells(page: Any, timeout: float = 120_000) -> None:
+    """Run every cell (Run ▸ Run All Cells) and wait until each has an execution count and the kernel is idle."""
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_function(ALL_RUN, timeout=timeout)
+    page.wait_for_function(KERNEL_IDLE, timeout=timeout)
+
+
+def error_outputs(page: Any) -> list[str]:
+    """Texts of error outputs (tracebacks) in the open notebook."""
+    return page.locator(
+        '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
+    ).all_inner_texts()
+
+
+def output_texts(page: Any) -> str:
+    return "\n".join(page.locator(".jp-OutputArea-output").all_inner_texts())

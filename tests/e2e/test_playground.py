@@ -1,0 +1,156 @@
+"""The Playground in a real JupyterLab, driven by headless Chromium: what a person sees and clicks.
+
+Every step saves a screenshot under ``test-artifacts/e2e/``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from lab_helpers import open_notebook, run_all_cells
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.e2e
+
+T = 30_000  # ms: generous waits for a loaded 2-core CI machine; nothing here sleeps blindly
+
+
+def tid(name: str) -> str:
+    return f'[data-testid="{name}"]'
+
+
+def output_text(card) -> str:
+    return card.locator(tid("nbp-output-text")).inner_text()
+
+
+def test_playground_click_through(lab, page, shots):
+    open_notebook(page, lab, "playground.ipynb")
+    run_all_cells(page)
+    widgets = page.locator(tid("nbp-playground"))
+    expect(widgets).to_have_count(4, timeout=T)
+    pg = widgets.nth(0)
+    pg.scroll_into_view_if_needed()
+    shots(page, "opened")
+
+    # -- edit a message and a variable -----------------------------------------------------------
+    messages = pg.locator(tid("nbp-message"))
+    expect(messages).to_have_count(2)
+    user = messages.nth(1).locator(tid("nbp-message-content"))
+    user.fill("Write about {{topic}} for {{reader.name}} and {{mood}}")
+    mood = pg.locator(f'{tid("nbp-variable")}[data-name="mood"]')
+    expect(mood).to_have_attribute("data-missing", "true", timeout=T)  # found live, flagged missing
+    mood.locator(tid("nbp-variable-input")).fill("calm")
+    expect(mood).not_to_have_attribute("data-missing", "true", timeout=T)
+    pg.locator(f'{tid("nbp-variable")}[data-name="topic"] {tid("nbp-variable-input")}').fill("lighthouses")
+    shots(page, "edited")
+
+    # -- Run: the text grows while streaming --------------------------------------------------------
+    pg.locator(tid("nbp-run")).click()
+    card = pg.locator(tid("nbp-output")).nth(0)
+    expect(card).to_have_attribute("data-status", "streaming", timeout=T)
+    expect(card.locator(tid("nbp-output-text"))).not_to_be_empty(timeout=T)
+    first = len(output_text(card))
+    page.wait_for_function(
+        """([el, n]) => el.innerText.length > n""",
+        arg=[card.locator(tid("nbp-output-text")).element_handle(), first],
+        timeout=T,
+    )
+    card.scroll_into_view_if_needed()
+    shots(page, "streaming")
+    expect(card).to_have_attribute("data-status", "ok", timeout=T)
+    final = output_text(card)
+    assert len(final.split()) >= 100
+    expect(card.locator(tid("nbp-output-stats"))).to_contain_text("tok", timeout=T)
+    expect(pg.locator(f'{tid("nbp-message")}[data-role="assistant"]')).to_have_count(1, timeout=T)
+    # the static copy of the results (for GitHub / kernel-less reloads) is in the page but hidden
+    expect(page.locator(".nbp-fallback").first).to_be_attached(timeout=T)
+    expect(page.locator(".nbp-fallback").first).to_be_hidden()
+    shots(page, "run-done")
+
+    # -- Run again, continuing the thread ------------------------------------------------------------
+    pg.locator(tid("nbp-add-message")).click()
+    expect(messages).to_have_count(4, timeout=T)
+    messages.nth(3).locator(tid("nbp-message-content")).fill("Now shorter, for {{reader.name}}")
+    pg.locator(tid("nbp-run")).click()
+    expect(card).to_have_attribute("data-status", "ok", timeout=T)
+    expect(pg.locator(f'{tid("nbp-message")}[data-role="assistant"]')).to_have_count(2, timeout=T)
+    expect(pg.locator(tid("nbp-diff-toggle"))).to_be_visible(timeout=T)
+    pg.locator(tid("nbp-diff-toggle")).first.click()
+    expect(pg.locator(tid("nbp-diff")).first).to_be_visible(timeout=T)
+    shots(page, "thread-continued")
+
+    # -- Clear & Run: back to the editor's messages ----------------------------------------------------
+    pg.locator(tid("nbp-clear-run")).click()
+    expect(card).to_have_attribute("data-status", "ok", timeout=T)
+    expect(messages).to_have_count(3, timeout=T)  # system, user, the new answer
+    shots(page, "cleared")
+
+    # -- Stop mid-stream (Esc) keeps the partial text -----------------------------------------------------
+    pg.locator(tid("nbp-target-max-tokens")).first.fill("3000")
+    pg.locator(tid("nbp-clear-run")).click()
+    expect(card).to_have_attribute("data-status", "streaming", timeout=T)
+    expect(card.locator(tid("nbp-output-text"))).not_to_be_empty(timeout=T)
+    pg.locator(tid("nbp-stop")).click()
+    expect(card).to_have_attribute("data-status", "stopped", timeout=T)
+    partial = output_text(card)
+    assert 0 < len(partial.split()) < 3000
+    expect(card.locator(tid("nbp-output-stats"))).to_contain_text("stopped")
+    card.scroll_into_view_if_needed()
+    shots(page, "stopped")
+
+    # -- compare 3 mock targets ------------------------------------------------------------------------
+    pg.locator(tid("nbp-target-max-tokens")).first.fill("40")
+    pg.locator(tid("nbp-add-target")).click()
+    pg.locator(tid("nbp-add-target")).click()
+    targets = pg.locator(tid("nbp-target"))
+    expect(targets).to_have_count(3, timeout=T)
+    targets.nth(1).locator(tid("nbp-target-model")).fill("mock/echo")
+    targets.nth(2).locator(tid("nbp-target-model")).fill("mock/json")
+    pg.locator(tid("nbp-clear-run")).click()
+    cards = pg.locator(tid("nbp-output"))
+    expect(cards).to_have_count(3, timeout=T)
+    for i in range(3):
+        expect(cards.nth(i)).to_have_attribute("data-status", "ok", timeout=T)
+    expect(cards.nth(1).locator(tid("nbp-output-text"))).to_contain_text("lighthouses")
+    expect(cards.nth(2).locator(tid("nbp-output-text"))).to_contain_text('"text"')
+    cards.nth(0).scroll_into_view_if_needed()
+    shots(page, "compare")
+
+    # -- restore an earlier run from history ------------------------------------------------------------
+    pg.locator(tid("nbp-history-toggle")).click()
+    items = pg.locator(tid("nbp-history-item"))
+    expect(items.first).to_be_visible(timeout=T)
+    oldest = items.last
+    oldest.locator(tid("nbp-history-restore")).click()
+    expect(targets).to_have_count(1, timeout=T)
+    expect(messages.nth(1).locator(tid("nbp-message-content"))).to_have_value(
+        "Write about {{topic}} for {{reader.name}} and {{mood}}", timeout=T
+    )
+    shots(page, "restored")
+
+    # -- save a version --------------------------------------------------------------------------------
+    pg.locator(tid("nbp-save-name")).fill("demo/e2e")
+    pg.locator(tid("nbp-save-labels")).fill("browser")
+    pg.locator(tid("nbp-save")).click()
+    expect(pg.locator(tid("nbp-prompt-ref"))).to_contain_text("demo/e2e@1", timeout=T)
+    shots(page, "saved")
+
+    # -- a manual tool call answered by typing ------------------------------------------------------------
+    tools = widgets.nth(2)
+    tools.scroll_into_view_if_needed()
+    tools.locator(tid("nbp-run")).click()
+    expect(tools.locator(tid("nbp-tool-card")).first).to_be_visible(timeout=T)
+    tool_row = tools.locator(f'{tid("nbp-message")}[data-role="tool"]')
+    expect(tool_row).to_have_count(1, timeout=T)
+    tool_row.locator(tid("nbp-message-content")).fill("-3 C and snowing")
+    shots(page, "tool-answer-typed")
+    tools.locator(tid("nbp-message-content")).last.press("Control+Enter")  # the keyboard shortcut runs
+    out = tools.locator(tid("nbp-output")).nth(0)
+    expect(out.locator(tid("nbp-output-text"))).to_contain_text(
+        "The get_weather tool returned: -3 C and snowing", timeout=T
+    )
+    assert re.search(r"ok", out.get_attribute("data-status") or "")
+    out.scroll_into_view_if_needed()
+    shots(page, "tool-answered")
+    assert not [e for e in page.errors if "nbp" in e.lower() or "playground" in e.lower()], page.errors
