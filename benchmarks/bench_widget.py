@@ -27,7 +27,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 def stream_bytes(tokens: int, delay_ms: float) -> dict[str, float]:
     from nbplayground.widgets import Playground
 
-    pg = Playground("Write", models=[{"model": "mock/lorem", "params": {"max_tokens": tokens, "mock_delay_ms": delay_ms}}])
+    pg = Playground(
+        "Write", models=[{"model": "mock/lorem", "params": {"max_tokens": tokens, "mock_delay_ms": delay_ms}}]
+    )
     sent: list[tuple[float, int, dict]] = []
     pg.send = lambda msg, buffers=None: sent.append((time.monotonic(), len(json.dumps(msg)), msg))  # type: ignore[method-assign]
     pg._handle_custom_msg({"type": "ready"}, [])
@@ -42,8 +44,15 @@ def stream_bytes(tokens: int, delay_ms: float) -> dict[str, float]:
     for _, _, m in stream:
         so_far += sum(len(e.get("text", "")) for e in m["events"] if e["type"] == "delta")
         naive += so_far + 60
-    return {"tokens": tokens, "chars": text_len, "messages": len(stream), "bytes": sum(n for _, n, _ in stream),
-            "naive_bytes": naive, "wall": wall, "rate": len(stream) / wall}
+    return {
+        "tokens": tokens,
+        "chars": text_len,
+        "messages": len(stream),
+        "bytes": sum(n for _, n, _ in stream),
+        "naive_bytes": naive,
+        "wall": wall,
+        "rate": len(stream) / wall,
+    }
 
 
 RESPONSIVE = """

@@ -45,5 +45,7 @@ def test_notebook_runs_offline(path, tmp_path, monkeypatch):
         assert "Summarise lighthouses" in text and "demo/explain@1" in text
         views = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
         assert len(views) == 4
-        fallbacks = [o for o in outputs if 'class="nbp-fallback"' in str(o.get("data", {}).get("text/html", ""))]
+        fallbacks = [
+            o for o in outputs if 'class="nbp-fallback"' in str(o.get("data", {}).get("text/html", ""))
+        ]
         assert len(fallbacks) == 4 and "Explain tides in one line." in str(fallbacks[1]["data"]["text/html"])

@@ -301,7 +301,9 @@ def test_static_fallback_shows_the_last_results():
     pg.run()
     pg.wait(10)
     data, meta = pg.fallback_bundle()
-    assert data["text/html"].startswith('<div class="nbp-fallback">') and "Fallback please" in data["text/html"]
+    assert (
+        data["text/html"].startswith('<div class="nbp-fallback">') and "Fallback please" in data["text/html"]
+    )
     assert "== mock/lorem ==" in data["text/plain"]
     assert [r["status"] for r in meta["nbplayground"]["runs"]] == ["ok", "ok"]
 
@@ -357,3 +359,21 @@ def test_in_a_real_kernel_other_cells_run_while_the_widget_streams(tmp_path):
         assert k.value("[o['status'] for o in pg.outputs]") == ["stopped"] * 3
     finally:
         k.shutdown()
+
+
+def test_image_and_speech_targets_produce_media_cards():
+    pg = Playground("a lighthouse at {{time}}", variables={"time": "dusk"},
+                    models=["mock/image", {"model": "mock/tts", "params": {"voice": "nova"}}, "mock/echo"])  # fmt: skip
+    pg.run()
+    pg.wait(10)
+    image, speech, text = pg.outputs
+    assert image["kind"] == "image" and image["media"][0]["mime"] == "image/png"
+    import base64
+
+    assert base64.b64decode(image["media"][0]["data_b64"]).startswith(b"\x89PNG")
+    assert image["media"][0]["revised_prompt"] == "A mock image of: a lighthouse at dusk"
+    assert speech["media"][0]["mime"] == "audio/wav" and speech["media"][0]["params"]["voice"] == "nova"
+    assert text["text"] == "a lighthouse at dusk"
+    pg.targets = [{"model": "mock/stt", "params": {}}]
+    with pytest.raises(E.NBPlaygroundError, match="transcribes audio"):
+        pg.clear_and_run()

@@ -59,8 +59,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from nbplayground.core import errors  # noqa: F401
     from nbplayground.core.engine import RunHandle  # noqa: F401
     from nbplayground.core.templating import escape, render  # noqa: F401
-    from nbplayground.widgets import Playground  # noqa: F401
     from nbplayground.core.types import Event, Media, RunRequest, RunResult, ToolCall  # noqa: F401
+    from nbplayground.widgets import Playground  # noqa: F401
 
 
 def load_ipython_extension(ipython: Any) -> None:

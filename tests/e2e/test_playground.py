@@ -117,6 +117,19 @@ def test_playground_click_through(lab, page, shots):
     cards.nth(0).scroll_into_view_if_needed()
     shots(page, "compare")
 
+    # -- an image model in the same compare: a picture card with its parameters and revised prompt ----------
+    targets.nth(2).locator(tid("nbp-target-model")).fill("mock/image")
+    pg.locator(tid("nbp-clear-run")).click()
+    expect(cards.nth(2)).to_have_attribute("data-status", "ok", timeout=T)
+    image = cards.nth(2).locator("img")
+    expect(image).to_have_count(1, timeout=T)
+    image.scroll_into_view_if_needed()  # the card loads it lazily
+    expect(image).to_be_visible(timeout=T)
+    assert (image.get_attribute("src") or "").startswith("data:image/png;base64,")
+    expect(cards.nth(2)).to_contain_text("A mock image of: Write about lighthouses")
+    cards.nth(2).scroll_into_view_if_needed()
+    shots(page, "image-card")
+
     # -- restore an earlier run from history ------------------------------------------------------------
     pg.locator(tid("nbp-history-toggle")).click()
     items = pg.locator(tid("nbp-history-item"))

@@ -106,6 +106,28 @@ def known_providers() -> frozenset[str]:
     return frozenset(names | set(PROVIDER_KEY_ENV) | KEYLESS_PROVIDERS | OPENAI_WIRE)
 
 
+_MODE_KINDS = {"image_generation": "image", "audio_speech": "speech", "audio_transcription": "transcription"}
+
+
+def kind_of(model: str) -> str:
+    """The kind of run a model does by default: chat, image, speech or transcription (from its mode)."""
+    from nbplayground.core import mock
+
+    if model.startswith("mock/"):
+        name = model.removeprefix("mock/")
+        return next((k for k, m in mock.KIND_MODELS.items() if m == name), "chat")
+    try:
+        rm = resolve(model)
+    except Exception:
+        return "chat"
+    cmap = cost_map()
+    info = cmap.get(rm.model) or cmap.get(rm.model.split("/", 1)[-1])
+    if info is None:  # image models are listed per size, e.g. "1024-x-1024/dall-e-3"
+        tail = "/" + rm.model.split("/", 1)[-1]
+        info = next((v for k, v in cmap.items() if k.endswith(tail) and v.get("mode")), {})
+    return _MODE_KINDS.get(str(info.get("mode")), "chat")
+
+
 @dataclass(slots=True)
 class ResolvedModel:
     """Where and how a model string will be run."""

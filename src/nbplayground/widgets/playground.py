@@ -60,6 +60,7 @@ def _target(spec: Any, params: dict[str, Any] | None) -> dict[str, Any]:
         "params": {**(params or {}), **(spec.get("params") or {})},
         "response_format": rf,
         "tools": bool(spec.get("tools", True)),
+        "kind": spec.get("kind", "auto"),
     }
 
 
@@ -339,6 +340,7 @@ class Playground(anywidget.AnyWidget):
         return msgs
 
     def _requests(self) -> list[Any]:
+        from nbplayground.core import providers
         from nbplayground.core.types import new_id
 
         rendered = self._rendered()
@@ -355,10 +357,25 @@ class Playground(anywidget.AnyWidget):
             else:
                 rf = None
             params = {k: v for k, v in (target.get("params") or {}).items() if v not in (None, "")}
+            model = target.get("model") or None
+            kind = target.get("kind") or "auto"
+            if kind == "auto":
+                kind = providers.kind_of(model or "")
+            media_kw: dict[str, Any] = {}
+            if kind in ("image", "speech"):  # media models take the last user message as their input
+                media_kw["input"] = next(
+                    (str(m["content"]) for m in reversed(rendered) if m["role"] == "user"), ""
+                )
+            elif kind == "transcription":
+                raise E.BadParameterError(
+                    f"Target {i + 1}: {model} transcribes audio; use nbp.run(kind='transcription', input=...) or "
+                    "%%prompt --transcribe (the playground sends text)."
+                )
             (req,) = api.prepare(
-                None, model=target.get("model") or None, params=params, thread=rendered, response_format=rf,
-                tools=self._functions if (target.get("tools", True) and self._functions) else None,
-                tool_mode=self.tool_mode, surface="widget", thread_id=self.id, group_id=group_id,
+                None, model=model, params=params, thread=rendered, response_format=rf if kind == "chat" else None,
+                tools=self._functions if (kind == "chat" and target.get("tools", True) and self._functions) else None,
+                tool_mode=self.tool_mode, surface="widget", thread_id=self.id, group_id=group_id, kind=kind,
+                **media_kw,
             )  # fmt: skip
             req.target_index = i
             req.variables = variables
@@ -495,7 +512,9 @@ class Playground(anywidget.AnyWidget):
         """The static copy of the last results: HTML columns, plain text, provenance metadata."""
         if not self._last:
             return {"text/html": '<div class="nbp-fallback"></div>', "text/plain": ""}, {}
-        data, meta = display.compare_bundle([r.model for r in self._last], [r.text for r in self._last], self._last)
+        data, meta = display.compare_bundle(
+            [r.model for r in self._last], [r.text for r in self._last], self._last
+        )
         html_ = f'<div class="nbp-fallback"><div><b>Playground</b> · last run</div>{data["text/html"]}</div>'
         return {"text/html": html_, "text/plain": data["text/plain"]}, meta
 
