@@ -121,3 +121,25 @@ def test_aimd_limiter_halves_on_429_and_grows_back():
         lim.release(ok=True)
 
     asyncio.run(main())
+
+
+def test_apoll_waits_without_stopping_and_returns_on_events():
+    import asyncio
+
+    import nbplayground as nbp
+
+    async def main():
+        h = nbp.stream("x", model="mock/lorem", params={"max_tokens": 30, "mock_delay_ms": 20}, history=False)
+        index, polls, timeouts = 0, 0, 0
+        while True:
+            events, finished = await h.apoll(index, 0.005)
+            polls += 1
+            timeouts += not events and not finished
+            index += len(events)
+            if finished:
+                break
+        return h, index, timeouts
+
+    h, index, timeouts = asyncio.run(main())
+    assert h.result().status == "ok" and len(h.result().text.split()) == 30
+    assert index == len(h.events) and timeouts > 0  # it woke up on silence and the run went on

@@ -63,6 +63,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from nbplayground.widgets import Playground  # noqa: F401
 
 
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The Jupyter server extension (the playground REST + SSE API)."""
+    return [{"module": "nbplayground.server"}]
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext nbplayground``: register ``%%prompt`` and its line magics (litellm stays unloaded)."""
     from nbplayground.magic import load

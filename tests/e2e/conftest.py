@@ -9,18 +9,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import shutil
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from support.servers import JupyterServer, start_jupyter
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -53,73 +49,33 @@ def chromium() -> str:
     return CHROMIUM
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Lab:
-    """A running JupyterLab: its URL, token, root folder and nbplayground home."""
-
-    url: str
-    token: str
-    root: Path
-    home: Path
-    log: Path
-    proc: subprocess.Popen[bytes] = field(repr=False)
-
-    def notebook_url(self, name: str) -> str:
-        return f"{self.url}/lab/tree/{name}?token={self.token}&reset"
-
-
 @pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
     """JupyterLab on a free port, serving a copy of notebooks/, with its own config, home and no keys."""
     base = tmp_path_factory.mktemp("lab")
-    root, home, cfg = base / "root", base / "home", base / "config"
-    root.mkdir()
-    for nb in (ROOT / "notebooks").glob("*.ipynb"):
-        shutil.copy(nb, root / nb.name)
+    cfg = base / "config"
     (cfg / "labconfig").mkdir(parents=True)
     # Announcements and news pop-ups cover the page and ask for network: off.
     (cfg / "labconfig" / "page_config.json").write_text(
         json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
     )
-    port, token = _free_port(), secrets.token_hex(16)
-    env = {k: v for k, v in os.environ.items() if not re.search(r"_API_KEY$", k)}
-    env.update(NBPLAYGROUND_HOME=str(home), JUPYTER_CONFIG_DIR=str(cfg), JUPYTER_RUNTIME_DIR=str(base / "runtime"),
-               JUPYTERLAB_WORKSPACES_DIR=str(base / "workspaces"), JUPYTERLAB_SETTINGS_DIR=str(base / "settings"))  # fmt: skip
-    log = base / "lab.log"
-    cmd = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-        "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+    (base / "root").mkdir()
+    for nb in (ROOT / "notebooks").glob("*.ipynb"):
+        shutil.copy(nb, base / "root" / nb.name)
+    env = {"JUPYTER_CONFIG_DIR": str(cfg), "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
+           "JUPYTERLAB_SETTINGS_DIR": str(base / "settings")}  # fmt: skip
+    args = [
         "--ZMQChannelsWebsocketConnection.iopub_msg_rate_limit=0",
         "--ZMQChannelsWebsocketConnection.iopub_data_rate_limit=0",
-        "--LabApp.expose_app_in_browser=True", *(["--allow-root"] if os.geteuid() == 0 else []), "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]  # fmt: skip
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"JupyterLab did not start:\n{log.read_text()[-3000:]}", pytrace=False)
-        time.sleep(0.25)
-    yield Lab(url=url, token=token, root=root, home=home, log=log, proc=proc)
-    proc.terminate()
     try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        server = start_jupyter(base, app="lab", args=args, env=env)
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -141,7 +97,7 @@ def shots(request: pytest.FixtureRequest):
 
 
 @pytest.fixture
-def page(chromium: str, lab: Lab, shots):
+def page(chromium: str, lab: JupyterServer, shots):
     """A headless Chromium page; console errors are collected on ``page.errors``; a last screenshot on teardown."""
     from playwright.sync_api import sync_playwright
 

@@ -19,7 +19,7 @@ ALL_RUN = """() => {
 
 def open_notebook(page: Any, lab: Any, name: str, timeout: float = 90_000) -> None:
     """Open a notebook and wait until its kernel is connected and idle."""
-    page.goto(lab.notebook_url(name))
+    page.goto(f"{lab.url}/lab/tree/{name}?token={lab.token}&reset")
     page.wait_for_function(
         "() => window.jupyterapp && document.querySelector('.jp-NotebookPanel .jp-Notebook .jp-Cell')",
         timeout=timeout,

@@ -200,6 +200,24 @@ class RunHandle:
             if finished and index >= len(self._events):
                 return
 
+    async def apoll(self, index: int, timeout: float) -> tuple[list[Event], bool]:
+        """Async :meth:`poll`: events after ``index``, waiting up to ``timeout`` s; never stops the run.
+
+        For servers that must wake up on silence (SSE heartbeats) without blocking their event loop.
+        """
+        loop = asyncio.get_running_loop()
+        with self._cond:
+            if index < len(self._events) or not self._remaining:
+                return self._events[index:], not self._remaining
+            fut: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((loop, fut))
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            pass
+        with self._cond:
+            return self._events[index:], not self._remaining
+
     async def __aiter__(self) -> AsyncIterator[Event]:
         index = 0
         loop = asyncio.get_running_loop()
@@ -477,9 +495,10 @@ class Runner:
                     raise
                 if exc.retry_after is not None and exc.retry_after > MAX_RETRY_AFTER:
                     raise
-                if output_began:  # retrying after output was shown: tell consumers to start over
+                if output_began:  # retrying after output was shown: consumers start the text over
                     del parts[:]
-                    emit(Event("start", target, run_id, text=f"retry {attempt + 1}"))
+                # every retry is announced (a stream consumer can show "retrying after 429 ...")
+                emit(Event("start", target, run_id, text=f"retry {attempt + 1} after {type(exc).__name__}"))
                 await asyncio.sleep(backoff_delay(attempt, exc.retry_after))
             finally:
                 if limiter is not None:  # stopped, or an unexpected error: give the slot back

@@ -718,3 +718,40 @@ def sql(query: str, params: list[Any] | None = None) -> Any:
                 f"History is read-only through sql(); runs are written by nbplayground itself. ({first})"
             ) from None
         raise StoreError(f"SQL error: {first}") from None
+
+
+def _prompt_text(messages_json: str | None) -> str:
+    """The last user message of a stored run (what a history list shows as its prompt)."""
+    try:
+        messages = json.loads(messages_json or "[]")
+    except ValueError:
+        return ""
+    for m in reversed(messages if isinstance(messages, list) else []):
+        if isinstance(m, dict) and m.get("role") == "user":
+            content = m.get("content")
+            if isinstance(content, list):  # multimodal parts: their text
+                return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+            return str(content or "")
+    return ""
+
+
+def page(
+    limit: int = 50, offset: int = 0, model: str | None = None, status: str | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of runs, newest first, with each run's prompt text, and the total that match."""
+    where, args = [], []
+    for col, value in (("model", model), ("status", status)):
+        if value is not None:
+            where.append(f"{col} = ?")
+            args.append(value)
+    clause = f"WHERE {' AND '.join(where)} " if where else ""
+    _before_read()
+    with db.connect(write=False) as con:
+        total = con.execute(f"SELECT count(*) FROM runs {clause}", args).fetchone()[0]
+        rows = _dicts(con.execute(
+            f"SELECT {', '.join(HISTORY_COLUMNS)}, messages FROM runs {clause}"
+            "ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?", [*args, int(limit), int(offset)],
+        ))  # fmt: skip
+    for row in rows:
+        row["prompt"] = _prompt_text(row.pop("messages"))
+    return rows, int(total)

@@ -1,0 +1,425 @@
+"""The REST + SSE API through a real Jupyter server (a subprocess) and a real HTTP client (httpx)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from jsonschema import Draft202012Validator
+
+from nbplayground.server.handlers import ROUTES
+from nbplayground.server.validation import document
+from support.oai_server import OpenAIServer
+from support.servers import start_jupyter
+
+API = "/nbplayground/api/v1"
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    """A paced OpenAI-compatible server that records when each client connection closed."""
+    with OpenAIServer(tokens=300, delay=0.01) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def jp(tmp_path_factory, llmock_server, upstream):
+    """A Jupyter server with the extension, models 'local' (paced server) and 'flaky' (llmock)."""
+    from llmock.pytest_plugin import LLMock
+
+    base = tmp_path_factory.mktemp("jp")
+    (base / "home").mkdir()
+    (base / "home" / "config.toml").write_text(
+        f"""
+[models.local]
+model = "openai/local-model"
+api_base = "{upstream.url}"
+
+[models.flaky]
+model = "openai/gpt-4o-mini"
+api_base = "{LLMock(llmock_server).base_url("openai")}"
+api_key_env = "FLAKY_KEY"
+"""
+    )
+    server = start_jupyter(
+        base, env={"NBPLAYGROUND_SSE_HEARTBEAT_S": "0.3", "FLAKY_KEY": "sk-flaky-SECRET-0123456789"}
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def client(jp):
+    with httpx.Client(base_url=jp.url, headers=jp.headers, timeout=60) as c:
+        yield c
+
+
+def sse_events(response: httpx.Response) -> list[tuple[str, object]]:
+    """Parse an SSE stream the way a browser's EventSource does: (event name or 'message', data)."""
+    events, name, data = [], None, []
+    for line in response.iter_lines():
+        if line.startswith(":"):
+            events.append(("comment", line[1:].strip()))
+        elif line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif line == "" and (name or data):
+            events.append((name or "message", json.loads("\n".join(data)) if data else None))
+            name, data = None, []
+    return events
+
+
+def stream(client, path: str, body: dict) -> list[tuple[str, object]]:
+    with client.stream("POST", API + path, json=body) as r:
+        assert r.status_code == 200, r.read()
+        assert r.headers["content-type"].startswith("text/event-stream")
+        return sse_events(r)
+
+
+def test_run_json_returns_text_stats_and_lands_in_history(client):
+    r = client.post(f"{API}/playground/run", json={"model": "mock/echo", "prompt_text": "Hello {{name}}",
+                                                   "variables": {"name": "Ada"}})  # fmt: skip
+    assert r.status_code == 200
+    body = r.json()
+    assert body["content"] == "Hello Ada" and body["status"] == "ok"
+    assert set(body["stats"]) == {"tokens_in", "tokens_out", "latency_ms", "ttft_ms", "cost_usd"}
+    assert body["stats"]["tokens_out"] == 2
+    run = client.get(f"{API}/playground/history/{body['id']}").json()
+    assert run["surface"] == "server" and run["text"] == "Hello Ada" and run["variables"] == {"name": "Ada"}
+
+
+def test_run_sse_streams_chunks_then_done(client):
+    events = stream(client, "/playground/run", {"model": "mock/lorem", "prompt_text": "x", "stream": True,
+                                                "parameters": {"max_tokens": 20}})  # fmt: skip
+    names = [n for n, _ in events if n != "comment"]
+    assert names[0] == "start" and names[-1] == "done"
+    chunks = [d["content"] for n, d in events if n == "message"]
+    assert len(chunks) == 20
+    start, done = events[0][1], events[-1][1]
+    assert "".join(chunks) == done["content"] and len(done["content"].split()) == 20
+    assert done["id"] == start["id"] and done["status"] == "ok" and done["stats"]["tokens_out"] == 20
+
+
+def test_messages_prompt_id_tools_and_structured_output(client):
+    client.post(
+        f"{API}/playground/save-version", json={"namespace": "t", "slug": "greet", "content": "Hi {{n}}"}
+    )
+    r = client.post(
+        f"{API}/playground/run", json={"model": "mock/echo", "prompt_id": "t/greet", "variables": {"n": "Bo"}}
+    )
+    assert r.json()["content"] == "Hi Bo"
+    r = client.post(f"{API}/playground/run", json={"model": "mock/echo", "messages": [
+        {"role": "system", "content": "terse"}, {"role": "user", "content": "two"}]})  # fmt: skip
+    assert r.json()["content"] == "two"
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}  # fmt: skip
+    r = client.post(
+        f"{API}/playground/run", json={"model": "mock/tools", "prompt_text": "Paris?", "tools": [tool]}
+    )
+    calls = r.json()["tool_calls"]
+    assert calls[0]["name"] == "get_weather" and calls[0]["result"] is None  # manual: the client answers
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    r = client.post(
+        f"{API}/playground/run", json={"model": "mock/json", "prompt_text": "ok?", "response_format": schema}
+    )
+    assert isinstance(r.json()["data"]["ok"], bool)
+
+
+def test_compare_interleaves_targets_and_a_failing_one_ends_alone(client, llmock):
+    llmock.fail(400)
+    events = stream(client, "/playground/compare", {"prompt_text": "Compare", "targets": [
+        {"model": "mock/lorem", "parameters": {"max_tokens": 30, "mock_delay_ms": 10}},
+        {"model": "flaky"},
+        {"model": "local", "parameters": {"max_tokens": 30}},
+    ]})  # fmt: skip
+    names = [n for n, _ in events if n != "comment"]
+    assert names[0] == "start" and names[-1] == "end"
+    assert [t["model"] for t in events[0][1]["targets"]] == ["mock/lorem", "flaky", "local"]
+    assert "error:1" in names and "done:0" in names and "done:2" in names
+    # the failure arrives early and the others keep streaming after it
+    assert names.index("error:1") < names.index("done:0") and names.index("error:1") < names.index("done:2")
+    chunk_targets = [int(n.split(":")[1]) for n in names if n.startswith("chunk:")]
+    switches = sum(a != b for a, b in itertools.pairwise(chunk_targets))
+    assert set(chunk_targets) == {0, 2} and switches >= 4  # interleaved, not one after the other
+    for i in (0, 2):
+        text = "".join(d["content"] for n, d in events if n == f"chunk:{i}")
+        done = next(d for n, d in events if n == f"done:{i}")
+        assert done["content"] == text and done["index"] == i and done["done"] is True
+    err = next(d for n, d in events if n == "error:1")
+    assert err["index"] == 1 and err["message"] and err["id"]
+    group = events[-1][1]["group_id"]
+    assert all(d["group_id"] == group for n, d in events if n.startswith("done:"))
+
+
+def test_retried_provider_error_is_announced_then_succeeds(client, llmock):
+    llmock.rate_limit(times=1, retry_after=0.2)
+    events = stream(client, "/playground/run", {"model": "flaky", "prompt_text": "hi", "stream": True})
+    names = [n for n, _ in events if n != "comment"]
+    assert "retry" in names and names[-1] == "done"
+    retry = next(d for n, d in events if n == "retry")
+    assert retry["retry"] == "retry 2 after RateLimitError"
+
+
+def test_client_disconnect_cancels_upstream_and_stores_stopped(client, upstream):
+    with client.stream("POST", f"{API}/playground/run", json={"model": "local", "prompt_text": "long",
+                                                              "stream": True}) as r:  # fmt: skip
+        start, chunks = None, 0
+        for line in r.iter_lines():
+            if line.startswith("data:") and start is None:
+                start = json.loads(line[5:])
+            elif line.startswith("data:"):
+                chunks += 1
+                if chunks >= 5:
+                    break
+        t_gone = time.monotonic()
+    # the client is gone: the server hangs up on the model (the upstream sees its connection close)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if any(c.closed_at is not None and c.closed_at >= t_gone for c in upstream.connections):
+            break
+        time.sleep(0.02)
+    closed = [c.closed_at - t_gone for c in upstream.connections if c.closed_at and c.closed_at >= t_gone]
+    assert closed, "the model connection was left open after the client disconnected"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        run = client.get(f"{API}/playground/history/{start['id']}")
+        if run.status_code == 200:
+            break
+        time.sleep(0.05)
+    run = run.json()
+    assert run["status"] == "stopped" and 5 <= len(run["text"].split()) < 300
+
+
+def test_heartbeats_during_silence(client, upstream):
+    upstream.latency = 1.0
+    try:
+        events = stream(client, "/playground/run", {"model": "local", "prompt_text": "slow", "stream": True,
+                                                    "parameters": {"max_tokens": 3}})  # fmt: skip
+    finally:
+        upstream.latency = 0.0
+    names = [n for n, _ in events]
+    first_data = names.index("message")
+    assert names[:first_data].count("comment") >= 2 and names[-1] == "done"
+
+
+def test_validation_errors_name_the_field(client):
+    cases = [
+        ({"model": "mock/echo", "prompt_text": "x", "bogus": 1}, "bogus"),
+        ({"prompt_text": "x"}, "model"),
+        ({"model": "mock/echo"}, "prompt_text"),
+        (
+            {"model": "mock/echo", "prompt_text": "x", "messages": [{"role": "user", "content": "y"}]},
+            "messages",
+        ),
+        ({"model": "mock/echo", "prompt_text": 3}, "prompt_text"),
+        ({"model": "mock/echo", "prompt_text": "x", "stream": "yes"}, "stream"),
+        ({"model": "mock/echo", "messages": [{"role": "robot", "content": "y"}]}, "messages.0.role"),
+        ({"model": "mock/echo", "prompt_text": "{{who}} and {{where.city}}"}, "variables"),
+        ({"model": "mock/ech", "prompt_text": "x"}, "model"),
+        (
+            {"model": "mock/echo", "prompt_text": "x", "parameters": {"temperature": "hot"}},
+            "parameters.temperature",
+        ),
+        ({"model": "mock/echo", "prompt_id": "nope/missing"}, "prompt_id"),
+    ]
+    for body, field in cases:
+        r = client.post(f"{API}/playground/run", json=body)
+        assert r.status_code == 400, (body, r.text)
+        err = r.json()["error"]
+        assert err["field"] == field, (body, err)
+        assert "Traceback" not in r.text
+    r = client.post(
+        f"{API}/playground/run", json={"model": "mock/echo", "prompt_text": "{{who}} {{where.city}}"}
+    )
+    assert "who" in r.json()["error"]["message"] and "where.city" in r.json()["error"]["message"]
+    assert (
+        "mock/echo"
+        in client.post(f"{API}/playground/run", json={"model": "mock/ech", "prompt_text": "x"}).text
+    )
+    for n in (1, 5):
+        r = client.post(
+            f"{API}/playground/compare", json={"prompt_text": "x", "targets": [{"model": "mock/echo"}] * n}
+        )
+        assert r.status_code == 400 and r.json()["error"]["field"] == "targets" and f"got {n}" in r.text
+    r = client.post(f"{API}/playground/run", content=b"{not json")
+    assert r.status_code == 400 and "not valid JSON" in r.text
+    r = client.post(f"{API}/playground/save-version", json={"namespace": "a", "slug": "b"})
+    assert r.status_code == 400 and r.json()["error"]["field"] == "content"
+    for query, field in (
+        ("limit=0", "limit"),
+        ("limit=x", "limit"),
+        ("offset=-1", "offset"),
+        ("status=meh", "status"),
+    ):
+        r = client.get(f"{API}/playground/history?{query}")
+        assert r.status_code == 400 and r.json()["error"]["field"] == field
+
+
+def test_history_pagination_filters_and_detail(client):
+    for i in range(7):
+        client.post(f"{API}/playground/run", json={"model": "mock/echo", "prompt_text": f"page test {i}"})
+    client.post(
+        f"{API}/playground/run", json={"model": "flaky", "prompt_text": "x", "parameters": {"max_tokens": 0}}
+    )
+    page = client.get(f"{API}/playground/history", params={"limit": 3, "model": "mock/echo"}).json()
+    assert page["limit"] == 3 and page["offset"] == 0 and len(page["items"]) == 3 and page["total"] >= 7
+    assert [i["prompt"] for i in page["items"]] == ["page test 6", "page test 5", "page test 4"]
+    assert page["items"][0]["response"] == "page test 6"
+    nxt = client.get(
+        f"{API}/playground/history", params={"limit": 3, "offset": 3, "model": "mock/echo"}
+    ).json()
+    assert [i["prompt"] for i in nxt["items"]] == ["page test 3", "page test 2", "page test 1"]
+    everything = client.get(f"{API}/playground/history", params={"limit": 500}).json()
+    assert everything["total"] == len(everything["items"])
+    stamps = [i["created_at"] for i in everything["items"]]
+    assert stamps == sorted(stamps, reverse=True)
+    ok = client.get(f"{API}/playground/history", params={"status": "ok", "limit": 500}).json()
+    assert {i["status"] for i in ok["items"]} == {"ok"}
+    detail = client.get(f"{API}/playground/history/{page['items'][0]['id']}").json()
+    assert detail["messages"] == [{"role": "user", "content": "page test 6"}] and "stats" in detail
+    assert client.get(f"{API}/playground/history/doesnotexist").status_code == 404
+
+
+def test_save_version_and_prompt_routes(client):
+    r = client.post(f"{API}/playground/save-version", json={"namespace": "demo", "slug": "hello",
+                    "messages": [{"role": "user", "content": "Hello {{name}}"}], "model": "mock/echo",
+                    "parameters": {"temperature": 0.1}, "labels": ["prod"]})  # fmt: skip
+    assert r.json() == {"prompt_id": "demo/hello", "version": 1, "ref": "demo/hello@1"}
+    r = client.post(
+        f"{API}/playground/save-version",
+        json={"namespace": "demo", "slug": "hello", "content": "Hi {{name}}"},
+    )
+    assert r.json()["version"] == 2
+    assert client.get(f"{API}/prompts/demo/hello@prod").json()["messages"][0]["content"] == "Hello {{name}}"
+    latest = client.get(f"{API}/prompts/demo/hello").json()
+    assert latest["version"] == 2 and latest["labels"] == []
+    listing = client.get(f"{API}/prompts").json()["items"]
+    assert next(i for i in listing if i["prompt_id"] == "demo/hello")["latest_version"] == 2
+    assert client.get(f"{API}/prompts/demo/nothing").status_code == 404
+    run = client.post(f"{API}/playground/run", json={"model": "mock/echo", "prompt_id": "demo/hello@prod",
+                                                     "variables": {"name": "Ada"}}).json()  # fmt: skip
+    assert run["content"] == "Hello Ada"
+
+
+def test_providers_show_key_status_never_key_values(client):
+    r = client.get(f"{API}/playground/providers")
+    items = r.json()["items"]
+    mock = next(i for i in items if i["provider"] == "mock")
+    assert "mock/echo" in mock["models"] and mock["key_status"] == "not needed"
+    flaky = next(i for i in items if "flaky" in i["provider"])
+    assert flaky["key_status"] == "set" and flaky["key_env"] == "FLAKY_KEY"
+    assert "SECRET" not in r.text
+    everything = client.get(f"{API}/playground/history", params={"limit": 500}).text
+    assert "SECRET" not in everything
+
+
+def test_requests_without_a_token_are_refused(jp):
+    with httpx.Client(base_url=jp.url, timeout=30) as anon:
+        for method, route in [("POST", "/playground/run"), ("POST", "/playground/compare"),
+                              ("GET", "/playground/history"), ("GET", "/playground/history/x"),
+                              ("POST", "/playground/save-version"), ("GET", "/prompts"),
+                              ("GET", "/prompts/a/b"), ("GET", "/playground/providers")]:  # fmt: skip
+            r = anon.request(method, API + route, json={"model": "mock/echo", "prompt_text": "x"})
+            assert r.status_code in (401, 403), (route, r.status_code)
+            r = anon.request(method, API + route, headers={"Authorization": "token wrong"},
+                             json={"model": "mock/echo", "prompt_text": "x"})  # fmt: skip
+            assert r.status_code in (401, 403), (route, r.status_code)
+
+
+def test_a_custom_authorizer_can_make_the_api_read_only(tmp_path):
+    log = tmp_path / "authz.jsonl"
+    tests = str(Path(__file__).resolve().parent)
+    server = start_jupyter(tmp_path, args=["--ServerApp.authorizer_class=support.authz.ReadOnlyPlayground"],
+                           env={"PYTHONPATH": tests, "NBP_AUTHZ_LOG": str(log)})  # fmt: skip
+    try:
+        with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as c:
+            expect = {
+                ("GET", "/playground/history"): 200, ("GET", "/playground/providers"): 200, ("GET", "/prompts"): 200,
+                ("POST", "/playground/run"): 403, ("POST", "/playground/compare"): 403,
+                ("POST", "/playground/save-version"): 403,
+            }  # fmt: skip
+            for (method, route), status in expect.items():
+                r = c.request(method, API + route, json={"model": "mock/echo", "prompt_text": "x"})
+                assert r.status_code == status, (route, r.status_code, r.text)
+            assert c.get(f"{API}/playground/history").json()["total"] == 0  # nothing ran
+    finally:
+        server.stop()
+    decisions = [json.loads(line) for line in log.read_text().splitlines()]
+    actions = {(d["path"].removeprefix(API), d["action"]) for d in decisions}
+    assert {("/playground/run", "execute"), ("/playground/compare", "execute"),
+            ("/playground/save-version", "write"), ("/playground/history", "read"),
+            ("/playground/providers", "read"), ("/prompts", "read")} <= actions  # fmt: skip
+
+
+def _schema(doc: dict, node: dict) -> Draft202012Validator:
+    return Draft202012Validator({**node, "components": doc["components"]})
+
+
+def test_handlers_match_the_openapi_document(client):
+    doc = document()
+    documented = {path for path in doc["paths"]}
+    served = {"/" + route.replace("(?P<run_id>[^/]+)", "{id}").replace("(?P<namespace>[^/]+)", "{namespace}")
+              .replace("(?P<slug>[^/]+)", "{slug}") for route, _ in ROUTES}  # fmt: skip
+    assert served == documented
+    for path, methods in doc["paths"].items():
+        for method, op in methods.items():
+            url = path.replace("{id}", "x").replace("{namespace}", "demo").replace("{slug}", "hello")
+            handler = next(h for route, h in ROUTES if ("/" + route.split("(")[0]).rstrip("/") in url)
+            assert method in {m.lower() for m in ("GET", "POST") if m.lower() in handler.__dict__}, (
+                path,
+                method,
+            )
+            assert op["x-action"] in ("read", "execute", "write")
+    # documented examples produce responses that match the documented schemas
+    client.post(
+        f"{API}/playground/save-version", json=doc["components"]["schemas"]["SaveVersionRequest"]["example"]
+    )
+    run = client.post(f"{API}/playground/run", json=doc["components"]["schemas"]["RunRequest"]["example"])
+    calls = {
+        ("/nbplayground/api/v1/playground/run", "post"): run,
+        ("/nbplayground/api/v1/playground/history", "get"): client.get(f"{API}/playground/history?limit=5"),
+        ("/nbplayground/api/v1/playground/history/{id}", "get"): client.get(f"{API}/playground/history/{run.json()['id']}"),
+        ("/nbplayground/api/v1/playground/save-version", "post"): client.post(
+            f"{API}/playground/save-version", json={"namespace": "demo", "slug": "other", "content": "x"}),
+        ("/nbplayground/api/v1/prompts", "get"): client.get(f"{API}/prompts"),
+        ("/nbplayground/api/v1/prompts/{namespace}/{slug}", "get"): client.get(f"{API}/prompts/demo/greeting@prod"),
+        ("/nbplayground/api/v1/playground/providers", "get"): client.get(f"{API}/playground/providers"),
+        ("/nbplayground/api/v1/openapi.json", "get"): client.get(f"{API}/openapi.json"),
+    }  # fmt: skip
+    for (path, method), response in calls.items():
+        assert response.status_code == 200, (path, response.text)
+        schema = doc["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]
+        errors = list(_schema(doc, schema).iter_errors(response.json()))
+        assert not errors, (path, errors[0].message)
+    bad = client.post(f"{API}/playground/run", json={"model": "mock/echo"})
+    assert not list(_schema(doc, {"$ref": "#/components/schemas/Error"}).iter_errors(bad.json()))
+    compare = stream(client, "/playground/compare", doc["components"]["schemas"]["CompareRequest"]["example"])
+    assert [n for n, _ in compare][-1] == "end"
+
+
+def test_history_reads_are_safe_while_another_process_writes(client, jp):
+    code = ("import nbplayground as nbp\n"
+            "for i in range(150): nbp.run(f'writer {i}', model='mock/echo')\n")  # fmt: skip
+    writer = subprocess.Popen(
+        [sys.executable, "-c", code], env={**__import__("os").environ, "NBPLAYGROUND_HOME": str(jp.home)}
+    )
+    statuses = []
+    while writer.poll() is None:
+        statuses.append(client.get(f"{API}/playground/history", params={"limit": 20}).status_code)
+    assert writer.wait() == 0
+    assert statuses and set(statuses) == {200}
+    page = client.get(f"{API}/playground/history", params={"limit": 500}).json()
+    assert sum(i["prompt"].startswith("writer ") for i in page["items"]) == 150
+
+
+def test_loading_the_extension_imports_no_litellm():
+    code = ("import sys; import nbplayground.server as s; from nbplayground.server import handlers; "
+            "print([m for m in ('litellm', 'pandas', 'duckdb', 'openai') if m in sys.modules])")  # fmt: skip
+    assert subprocess.check_output([sys.executable, "-c", code], text=True).strip() == "[]"
