@@ -423,3 +423,21 @@ def test_loading_the_extension_imports_no_litellm():
     code = ("import sys; import nbplayground.server as s; from nbplayground.server import handlers; "
             "print([m for m in ('litellm', 'pandas', 'duckdb', 'openai') if m in sys.modules])")  # fmt: skip
     assert subprocess.check_output([sys.executable, "-c", code], text=True).strip() == "[]"
+
+
+def test_readme_curl_examples_work_as_written(jp):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("<!-- curl-examples -->")[1].split("<!-- /curl-examples -->")[0]
+    script = block.split("```bash")[1].split("```")[0]
+    port = jp.url.rsplit(":", 1)[1]
+    script = script.replace("127.0.0.1:8888", f"127.0.0.1:{port}")
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "TOKEN": jp.token})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert '"content": "Hello Ada"' in out and "event: done" in out and "event: chunk:1" in out
+    assert (
+        '"prompt_id": "demo/greeting"' in out
+        and '"content": "Hello Ada!"' in out
+        and '"provider": "mock"' in out
+    )

@@ -159,8 +159,8 @@ class RunHandler(_Streaming):
 
         try:
             body = self.body("RunRequest")
-            requests = api.prepare(body.get("prompt_text"), model=_model(body), params=body.get("parameters") or {},
-                                   **_prepare_kwargs(body))  # fmt: skip
+            requests = await self.in_thread(api.prepare, body.get("prompt_text"), model=_model(body),
+                                            params=body.get("parameters") or {}, **_prepare_kwargs(body))  # fmt: skip
         except Exception as exc:
             return self.fail(exc)
         self.handle = api.start(requests)
@@ -204,8 +204,8 @@ class CompareHandler(_Streaming):
         try:
             body = self.body("CompareRequest")
             models = [{"model": _model(t), "params": t.get("parameters") or {}} for t in body["targets"]]
-            requests = api.prepare(body.get("prompt_text"), models=models, params=body.get("parameters") or {},
-                                   **_prepare_kwargs(body))  # fmt: skip
+            requests = await self.in_thread(api.prepare, body.get("prompt_text"), models=models,
+                                            params=body.get("parameters") or {}, **_prepare_kwargs(body))  # fmt: skip
         except Exception as exc:
             return self.fail(exc)
         self.handle = api.start(requests)
