@@ -89,6 +89,27 @@ def responsiveness(delay_ms: float, probes: int = 40) -> tuple[float, float, int
         k.shutdown()
 
 
+def stop_latency(rounds: int = 5) -> list[float]:
+    """Stop pressed while 3 targets stream: ms until every target has its final 'stopped' result."""
+    from nbplayground.widgets import Playground
+
+    out = []
+    for _ in range(rounds):
+        pg = Playground(
+            "Write", models=[{"model": "mock/lorem", "params": {"max_tokens": 5000, "mock_delay_ms": 2}}] * 3
+        )
+        pg.send = lambda msg, buffers=None: None  # type: ignore[method-assign]
+        pg._handle_custom_msg({"type": "ready"}, [])
+        pg.run()
+        time.sleep(0.3)
+        t0 = time.perf_counter()
+        pg._handle_custom_msg({"type": "stop"}, [])
+        pg.wait(10)
+        out.append((time.perf_counter() - t0) * 1000)
+        assert [o["status"] for o in pg.outputs] == ["stopped"] * 3
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--delay-ms", type=float, default=1.0)
@@ -105,6 +126,9 @@ def main() -> None:
               f"{r['naive_bytes'] / 1e6:.2f} MB")  # fmt: skip
     ratio = rows[1]["bytes"] / rows[0]["bytes"]
     print(f"  bytes 8,000 / 2,000 tokens: {ratio:.2f}x (linear = {rows[1]['chars'] / rows[0]['chars']:.2f}x)")
+    stops = stop_latency()
+    print(f"\nStop while 3 targets stream -> all 'stopped' in outputs: median {statistics.median(stops):.1f} ms, "
+          f"max {max(stops):.1f} ms (budget 250 ms)")  # fmt: skip
     idle, busy, streaming = responsiveness(args.delay_ms)
     print(f"\nkernel responsiveness, trivial cell round trip: idle {idle:.1f} ms, while 3 targets stream "
           f"{busy:.1f} ms (+{busy - idle:.1f} ms; still streaming at the end: {bool(streaming)})")  # fmt: skip
