@@ -167,3 +167,34 @@ def test_playground_click_through(lab, page, shots):
     out.scroll_into_view_if_needed()
     shots(page, "tool-answered")
     assert not [e for e in page.errors if "nbp" in e.lower() or "playground" in e.lower()], page.errors
+
+
+def test_playground_follows_theme_and_stacks_targets_when_narrow(lab, page, shots):
+    open_notebook(page, lab, "playground.ipynb")
+    run_all_cells(page)
+    compare = page.locator(tid("nbp-playground")).nth(1)
+    targets = compare.locator(tid("nbp-target"))
+    expect(targets).to_have_count(3, timeout=T)
+    targets.first.scroll_into_view_if_needed()
+    boxes = [targets.nth(i).bounding_box() for i in range(3)]
+    assert len({round(b["y"]) for b in boxes}) == 1  # wide: side by side
+    light = compare.evaluate("el => getComputedStyle(el).color")
+    shots(page, "light-wide")
+    page.evaluate(
+        "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})"
+    )
+    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'", timeout=T)
+    page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=T)  # the theme-change splash
+    expect(compare).not_to_have_css("color", light, timeout=T)  # the widget follows the theme's variables
+    page.evaluate("() => window.jupyterapp.commands.execute('application:toggle-left-area')")
+    page.set_viewport_size({"width": 640, "height": 1000})
+    page.wait_for_function(
+        "([a, b]) => b.getBoundingClientRect().top > a.getBoundingClientRect().bottom - 1",
+        arg=[targets.nth(0).element_handle(), targets.nth(1).element_handle()],
+        timeout=T,
+    )  # narrow: stacked
+    targets.first.scroll_into_view_if_needed()
+    shots(page, "dark-narrow")
+    page.evaluate(
+        "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})"
+    )
