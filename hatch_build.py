@@ -20,8 +20,13 @@ BUNDLES = ("playground.js", "playground.css")
 SOURCES = ("*.ts", "lib/*.ts", "*.css", "package*.json")
 
 
+#: Files outside js/ that the bundle imports (the sanitizer allow-list shared with the kernel).
+SHARED = ("src/nbplayground/core/sanitize_profile.json",)
+
+
 def _newest(js: Path) -> float:
     stamps = [p.stat().st_mtime for pattern in SOURCES for p in js.glob(pattern) if p.is_file()]
+    stamps += [(js.parent / name).stat().st_mtime for name in SHARED if (js.parent / name).is_file()]
     return max(stamps, default=0.0)
 
 

@@ -106,7 +106,7 @@ def test_compare_concurrent_targets_share_group():
     assert len({r.group_id for r in out}) == 1
     df = nbp.history(limit=10)
     assert set(df["group_id"]) == {out.group_id}
-    assert "mock/lorem" in out._repr_markdown_()
+    assert "mock/lorem" in out._repr_html_()
 
 
 def test_compare_rejects_more_than_four():
@@ -224,8 +224,8 @@ def test_media_kinds_image_speech_transcription(tmp_path):
     speech = nbp.run(model="mock/tts", kind="speech", input="hello {{who}}", variables={"who": "world"},
                      params={"voice": "alloy"})  # fmt: skip
     assert speech.audio.mime == "audio/wav" and speech.audio.params["voice"] == "alloy"
-    assert '<img src="data:image/png;base64,' in img._repr_markdown_()
-    assert '<audio controls src="data:audio/wav;base64,' in speech._repr_markdown_()
+    assert '<img src="data:image/png;base64,' in img._repr_html_()
+    assert '<audio controls src="data:audio/wav;base64,' in speech._repr_html_()
     wav = tmp_path / "a.wav"
     wav.write_bytes(speech.audio.data)
     text = nbp.run(model="mock/stt", kind="transcription", input=str(wav))

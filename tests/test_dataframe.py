@@ -253,7 +253,7 @@ def test_estimate_and_max_cost():
     df = pd.DataFrame({"q": ["one two three four"] * 10})
     est = df.prompt.estimate("a", prompt="{{q}}", model="mock/lorem", params={"max_tokens": 10})
     assert est.calls == 10 and est.tokens_out_max == 100 and est.cost_usd > 0
-    assert "10** calls" in est._repr_markdown_()
+    assert str(est).startswith("10 calls to mock/lorem") and "10 calls" in est._repr_html_()
     assert len(nbp.history()) == 0
     per_row = 1e-6 * 2 + 2e-6 * 10  # mock prices: ~2 tokens in (chars/4 estimate), 10 out
     out = df.prompt.run("a", prompt="{{q}}", model="mock/lorem", params={"max_tokens": 10}, max_cost=per_row * 4.5,

@@ -58,7 +58,7 @@ def test_stream_updates_the_cell_several_times_at_most_20_per_second(kernel):
     assert len(updates) < 300 / 5
     final = ex.final
     assert final["data"]["text/plain"].split("\n")[0].count(" ") == 299
-    assert "▌" not in final["data"]["text/markdown"]
+    assert "▌" not in final["data"]["text/html"] and "text/markdown" not in final["data"]
     meta = final["metadata"]["nbplayground"]
     assert meta["model"] == "mock/lorem" and meta["status"] == "ok" and meta["tokens_out"] == 300
     assert meta["latency_ms"] > 0 and len(meta["run_id"]) >= 8
@@ -190,14 +190,14 @@ def test_chat_threads_survive_a_kernel_restart_and_clear_resets(kernel):
         "Now make it rainy",
         "And cheaper",
     ]
-    shown = kernel.run("%prompt_chat trip").final["data"]["text/markdown"]
-    assert shown.count("**user**") == 3 and shown.count("**assistant**") == 3
+    shown = kernel.run("%prompt_chat trip").final["data"]["text/html"]
+    assert shown.count("<b>user</b>") == 3 and shown.count("<b>assistant</b>") == 3
     # Clear & Run: the thread restarts from this cell
     ex = kernel.run("%%prompt mock/echo --chat trip --clear\nStart over")
     run_id = ex.final["metadata"]["nbplayground"]["run_id"]
     assert [m["content"] for m in kernel.value(f"nbp.get_run({run_id!r}).messages")] == ["Start over"]
-    shown = kernel.run("%prompt_chat trip").final["data"]["text/markdown"]
-    assert shown.count("**user**") == 1 and "Lisbon" not in shown
+    shown = kernel.run("%prompt_chat trip").final["data"]["text/html"]
+    assert shown.count("<b>user</b>") == 1 and "Lisbon" not in shown
 
 
 def test_compare_streams_columns_and_one_failing_model_hides_nothing(kernel):
@@ -246,7 +246,7 @@ def test_interrupt_stops_quickly_keeps_partial_and_records_stopped(kernel):
     assert meta["status"] == "stopped"
     partial = final["data"]["text/plain"].split("\n")[0]
     assert 3 < len(partial.split()) < 4000
-    assert "stopped" in final["data"]["text/markdown"]
+    assert "stopped" in final["data"]["text/html"]
     run = last_run(kernel)[0]
     assert run["id"] == meta["run_id"] and run["status"] == "stopped"
     assert run["text"] == partial
@@ -258,7 +258,7 @@ def test_structured_output_from_a_pydantic_model_and_json(kernel):
     assert ex.error is None, ex.error
     data = ex.final["data"]
     assert set(data["application/json"]) == {"name", "age"}
-    assert "```json" in data["text/markdown"]
+    assert "<pre>{" in data["text/html"]
     assert kernel.value("type(person).__name__") == "Person"  # -o gives the validated pydantic object
     person = kernel.value("person.model_dump()")
     assert isinstance(person["age"], int) and isinstance(person["name"], str)
@@ -275,16 +275,16 @@ def test_auto_tools_show_each_call_and_result_inline(kernel):
     )
     ex = kernel.run("%%prompt mock/tools --tools get_weather -o w\nWeather in Paris?")
     assert ex.error is None, ex.error
-    md = ex.final["data"]["text/markdown"]
-    assert "🔧 `get_weather(" in md and "21 C and sunny in" in md
+    md = ex.final["data"]["text/html"]
+    assert "🔧 <code>get_weather(" in md and "21 C and sunny in" in md
     assert kernel.value("w").startswith("The get_weather tool returned: 21 C and sunny in")
 
 
 def test_manual_tools_ask_then_take_the_answer_from_the_next_cell(kernel):
     ex = kernel.run("%%prompt mock/tools --tools get_weather --tool-mode manual --chat wx\nWeather in Oslo?")
-    md = ex.final["data"]["text/markdown"]
-    assert "the model asks for `get_weather(" in md
-    call_id = md.split("(call `")[1].split("`")[0]
+    md = ex.final["data"]["text/html"]
+    assert "the model asks for <code>get_weather(" in md
+    call_id = md.split("(call <code>")[1].split("</code>")[0]
     assert f"%%prompt --chat wx --tool-result {call_id}" in md
     ex = kernel.run(
         f"%%prompt mock/tools --tools get_weather --chat wx --tool-result {call_id} -o answer\n-3 C, snow"
@@ -369,7 +369,7 @@ def test_saved_and_reopened_notebook_still_shows_the_final_text(tmp_path):
     (single,) = reopened.cells[1].outputs
     text = single["data"]["text/plain"]
     assert len(text.split("\n")[0].split()) == 80 and "▌" not in text
-    assert "text/markdown" in single["data"] and single["metadata"]["nbplayground"]["status"] == "ok"
+    assert "text/html" in single["data"] and single["metadata"]["nbplayground"]["status"] == "ok"
     (both,) = reopened.cells[2].outputs
     assert "Side by side" in both["data"]["text/html"] and "streaming" not in both["data"]["text/plain"]
     assert "== mock/lorem ==" in both["data"]["text/plain"]

@@ -100,10 +100,10 @@ def test_diff(nbp_home):
         "+Hi {{name}}",
         " Bye",
     ]
-    md = d._repr_markdown_()
-    assert md.startswith("```diff\n") and md.endswith("\n```") and "+[system]" in md
+    shown = d._repr_html_()
+    assert "<pre>" in shown and "+[system]" in shown and "mathjax_ignore" in shown
     same = registry.diff("a/b@1", "a/b@1")
-    assert not same.changed and same.text == "" and "no differences" in same._repr_markdown_()
+    assert not same.changed and same.text == "" and "no differences" in same._repr_html_()
     assert registry.diff("a/b@1", "a/b@latest").changed
 
 

@@ -70,7 +70,7 @@ def test_secrets_never_land_anywhere(nbp_home, monkeypatch, caplog, capfd, tmp_p
     assert all(r.status == "ok" for r in results[6:]), [(r.model, r.kind, r.error) for r in results[6:]]
     for r in results:
         _assert_clean(json.dumps(r.to_dict(), default=str), f"result {r.model}/{r.kind}")
-        _assert_clean(repr(r) + str(r) + r._repr_markdown_(), "result repr")
+        _assert_clean(repr(r) + str(r) + r._repr_html_(), "result repr")
     assert history.flush()
     for path in _files_under(nbp_home):
         _assert_clean(path.read_bytes(), str(path))

@@ -201,7 +201,7 @@ def test_registry_versions_labels_and_diff(nbp_home):
         and "-Hello {{name}}" in d.text
         and '+params: {"temperature": 0.3}' in d.text
     )
-    assert "```diff" in d._repr_markdown_()
+    assert "<pre>" in d._repr_html_() and "+[system]" in d._repr_html_()
     assert not nbp.prompts.diff("support/greeting@1", "support/greeting@1").changed
     listing = nbp.prompts.list()
     assert listing["name"].tolist() == ["support/greeting"] and listing["latest_version"][0] == 3

@@ -241,15 +241,12 @@ class Comparison(list[RunResult]):
         ]
         return pd.DataFrame([{c: getattr(r, c) for c in cols} for r in self], columns=cols)
 
-    def _repr_markdown_(self) -> str:
-        head = "| " + " | ".join(r.model for r in self) + " |\n|" + "---|" * len(self) + "\n"
+    def _repr_html_(self) -> str:
+        """Side-by-side columns, sanitized (the same output as ``%%prompt --compare``)."""
+        from nbplayground.core import display
 
-        def cell(r: RunResult) -> str:
-            body = (r.text or "") if r.ok else f"**{r.status}**: {r.error or ''} {r.text or ''}"
-            stats = f"{r.tokens_out or 0} tok · ${r.cost_usd or 0:.6f} · {r.latency_ms or 0:.0f} ms"
-            return (body.replace("|", "\\|").replace("\n", "<br>")) + f"<br><sub>{stats}</sub>"
-
-        return head + "| " + " | ".join(cell(r) for r in self) + " |"
+        data, _ = display.compare_bundle([r.model for r in self], [r.text for r in self], list(self))
+        return str(data["text/html"])
 
 
 def compare(text: str | None = None, /, *, models: Iterable[Any], **kw: Any) -> Comparison:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import secrets
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -62,13 +64,18 @@ class Estimate:
     cost_usd: float | None
     model: str
 
-    def _repr_markdown_(self) -> str:
+    def __str__(self) -> str:
         cost = f"${self.cost_usd:.4f}" if self.cost_usd is not None else "unknown (no price for this model)"
         out = self.tokens_out_max if self.tokens_out_max is not None else "unbounded (set max_tokens)"
         return (
-            f"**{self.calls}** calls to `{self.model}` for {self.rows} rows ({self.already_done} already done) · "
+            f"{self.calls} calls to {self.model} for {self.rows} rows ({self.already_done} already done) · "
             f"~{self.tokens_in:,} tokens in · up to {out} tokens out · est. cost {cost}"
         )
+
+    def _repr_html_(self) -> str:
+        from nbplayground.core import render
+
+        return render.page(render.paragraph(str(self)))
 
 
 def _roots(texts: Iterable[str | None]) -> list[str]:
@@ -416,11 +423,29 @@ def _typed(series: pd.Series, prop: dict[str, Any]) -> pd.Series:
 
 
 def _frame_html(df: pd.DataFrame) -> str:
+    """A frame with Media cells as HTML: every other cell (and every header) escaped by pandas.
+
+    Media cells become a placeholder token first, so pandas escapes everything else, and only then the
+    tokens are swapped for nbplayground's own media HTML.
+    """
+    from nbplayground.core import render
+
+    media: list[str] = []
+    nonce = secrets.token_hex(8)  # a cell's own text can never name a placeholder
+
+    def token(v: Any) -> Any:
+        if isinstance(v, Media):
+            media.append(render.media(v))
+            return f"nbp-media-{nonce}-{len(media) - 1}"
+        return v
+
     media_cols = [c for c in df.columns if df[c].map(lambda v: isinstance(v, Media)).any()]
-    if not media_cols:
-        return df._repr_html_() or ""
-    formatters = {c: (lambda v: v._repr_html_() if isinstance(v, Media) else str(v)) for c in media_cols}
-    return df.to_html(escape=False, formatters=formatters, max_rows=60)  # type: ignore[arg-type]
+    shown = df.copy()
+    for c in media_cols:
+        shown[c] = shown[c].map(token)
+    out = shown.to_html(escape=True, max_rows=60, max_cols=40)
+    out = re.sub(f"nbp-media-{nonce}-(\\d+)", lambda m: media[int(m.group(1))], out)
+    return render.page(out)
 
 
 _registered = False

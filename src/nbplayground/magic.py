@@ -16,7 +16,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from traitlets import Unicode
 
-from nbplayground import api, display
+from nbplayground import api
+from nbplayground.core import display, render
 from nbplayground.core import errors as E
 from nbplayground.core.engine import RunHandle
 from nbplayground.core.types import Media, RunResult
@@ -301,10 +302,12 @@ class Prompt(Magics):
         notes = [""] * n
         compare = n > 1
 
+        mds = [render.StreamingMarkdown() for _ in range(n)]
+
         def current() -> tuple[dict[str, Any], dict[str, Any]]:
             if compare:
-                return display.compare_bundle(models, texts, results)
-            return display.partial(texts[0], models[0], notes[0]), {}
+                return display.compare_bundle(models, texts, results, mds)
+            return display.partial(texts[0], models[0], notes[0], mds[0]), {}
 
         dh = ipy_display(current()[0], raw=True, display_id=True)
         index, finished, dirty = 0, False, False
@@ -388,19 +391,19 @@ class Prompt(Magics):
             raise UsageError("usage: %prompt_chat NAME")
         msgs = threads.messages(name)
         if not msgs:
-            ipy_display({"text/markdown": f"*Thread `{name}` is empty.*", "text/plain": f"Thread {name!r} is empty."},
-                        raw=True)  # fmt: skip
+            ipy_display(render.bundle(f"<p><i>Thread <code>{render.escape(name)}</code> is empty.</i></p>",
+                                      f"Thread {name!r} is empty."), raw=True)  # fmt: skip
             return
-        blocks = []
+        blocks, plains = [], []
         for m in msgs:
-            content = m.get("content") or ""
-            if m.get("tool_calls"):
-                content += "".join(f"\n\n🔧 `{c['function']['name']}({c['function']['arguments']})` (call `{c['id']}`)"
-                                   for c in m["tool_calls"])  # fmt: skip
-            blocks.append(f"**{m.get('role')}**" + (f" ({m['tool_call_id']})" if m.get("tool_call_id") else "")
-                          + f"\n\n{content}")  # fmt: skip
-        text = "\n\n---\n\n".join(blocks)
-        ipy_display({"text/markdown": text, "text/plain": text.replace("**", "")}, raw=True)
+            head = f"{m.get('role')}" + (f" ({m['tool_call_id']})" if m.get("tool_call_id") else "")
+            content = m.get("content") if isinstance(m.get("content"), str) else json.dumps(m.get("content"))
+            calls = [f"🔧 {c['function']['name']}({c['function']['arguments']}) (call {c['id']})"
+                     for c in m.get("tool_calls") or []]  # fmt: skip
+            blocks.append(f"<div><b>{render.escape(head)}</b></div>" + render.markdown(content or "")
+                          + "".join(f"<div><code>{render.escape(c)}</code></div>" for c in calls))  # fmt: skip
+            plains.append("\n\n".join([head, content or "", *calls]))
+        ipy_display(render.bundle("<hr>".join(blocks), "\n\n---\n\n".join(plains)), raw=True)
 
 
 def load(ipython: Any) -> None:

@@ -100,14 +100,9 @@ class Media:
         return self.data if self.mime == "image/png" and self.data else None
 
     def _repr_html_(self) -> str:
-        if not self.data:
-            return f"<code>{self.mime}, {self.path or 'no data'}</code>"
-        if self.mime.startswith("image/"):
-            alt = (self.revised_prompt or "generated image").replace('"', "&quot;")
-            return f'<img src="{self.data_uri()}" alt="{alt}" style="max-width: 100%">'
-        if self.mime.startswith("audio/"):
-            return f'<audio controls src="{self.data_uri()}"></audio>'
-        return f"<code>{self.mime}, {len(self.data)} bytes</code>"
+        from nbplayground.core import render
+
+        return render.page(render.media(self))
 
 
 @dataclass(slots=True)
@@ -283,20 +278,11 @@ class RunResult:
     def __str__(self) -> str:
         return self.text if self.status == "ok" or self.text else f"[{self.status}] {self.error}"
 
-    def _repr_markdown_(self) -> str:
-        body = self.text or (f"**{self.status}**: {self.error}" if self.error else "")
-        if self.status != "ok" and self.text:
-            body += f"\n\n**{self.status}**" + (f": {self.error}" if self.error else "")
-        for m in self.media:
-            body += "\n\n" + m._repr_html_()
-        stats = [self.model]
-        if self.tokens_in is not None or self.tokens_out is not None:
-            stats.append(f"{self.tokens_in or 0}→{self.tokens_out or 0} tok")
-        if self.cost_usd is not None:
-            stats.append(f"${self.cost_usd:.6f}")
-        if self.latency_ms is not None:
-            stats.append(f"{self.latency_ms:.0f} ms")
-        return f"{body}\n\n<sub>{' · '.join(stats)}</sub>"
+    def _repr_html_(self) -> str:
+        """Sanitized HTML (model text is untrusted): the same output as ``%%prompt``."""
+        from nbplayground.core import display
+
+        return str(display.bundle(self)[0]["text/html"])
 
 
 _RESULT_SCALARS = (

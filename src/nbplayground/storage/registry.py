@@ -41,12 +41,17 @@ class Prompt:
         """``name@version``: the exact reference stored with runs."""
         return f"{self.name}@{self.version}"
 
-    def _repr_markdown_(self) -> str:
+    def _repr_html_(self) -> str:
+        """The prompt as escaped text: a stored prompt may hold anything, markup included."""
+        from nbplayground.core import render
+
         labels = f" ({', '.join(self.labels)})" if self.labels else ""
-        lines = [f"**{self.ref}**{labels} · model: `{self.model or 'default'}`"]
+        blocks = [f"<div><b>{render.escape(self.ref + labels)}</b> · model: "
+                  f"<code>{render.escape(self.model or 'default')}</code></div>"]  # fmt: skip
         for m in self.messages:
-            lines.append(f"\n*{m.get('role')}*\n\n```\n{m.get('content')}\n```")
-        return "\n".join(lines)
+            blocks.append(f"<div><i>{render.escape(m.get('role'))}</i></div>")
+            blocks.append(render.preformatted(m.get("content")))
+        return render.page(*blocks)
 
 
 @dataclass
@@ -65,8 +70,10 @@ class PromptDiff:
     def __str__(self) -> str:
         return self.text
 
-    def _repr_markdown_(self) -> str:
-        return f"```diff\n{self.text or '(no differences)'}\n```"
+    def _repr_html_(self) -> str:
+        from nbplayground.core import render
+
+        return render.page(render.preformatted(self.text or "(no differences)"))
 
 
 def _check_name(name: str) -> str:

@@ -18,7 +18,8 @@ from typing import Any
 import anywidget
 import traitlets as t
 
-from nbplayground import api, display
+from nbplayground import api
+from nbplayground.core import display
 from nbplayground.core import errors as E
 from nbplayground.core.engine import RunHandle
 from nbplayground.core.types import Event, RunResult
