@@ -17,6 +17,7 @@ from nbplayground.server.handlers import ROUTES
 from nbplayground.server.validation import document
 from support.oai_server import OpenAIServer
 from support.servers import start_jupyter
+from support.sse_client import sse_events
 
 API = "/nbplayground/api/v1"
 
@@ -58,22 +59,6 @@ api_key_env = "FLAKY_KEY"
 def client(jp):
     with httpx.Client(base_url=jp.url, headers=jp.headers, timeout=60) as c:
         yield c
-
-
-def sse_events(response: httpx.Response) -> list[tuple[str, object]]:
-    """Parse an SSE stream the way a browser's EventSource does: (event name or 'message', data)."""
-    events, name, data = [], None, []
-    for line in response.iter_lines():
-        if line.startswith(":"):
-            events.append(("comment", line[1:].strip()))
-        elif line.startswith("event:"):
-            name = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].strip())
-        elif line == "" and (name or data):
-            events.append((name or "message", json.loads("\n".join(data)) if data else None))
-            name, data = None, []
-    return events
 
 
 def stream(client, path: str, body: dict) -> list[tuple[str, object]]:

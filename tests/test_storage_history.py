@@ -299,7 +299,7 @@ def test_params_never_hold_secrets(nbp_home):
     assert r.params["api_key"] == SECRET  # the caller's object is left alone
     assert history.get_run(r.id).params == {
         "temperature": 0.5, "max_tokens": 10, "max_completion_tokens": 20,
-        "extra_body": {"metadata": {"user": "u1"}, "note": "[redacted]"},
+        "extra_body": {"metadata": {"user": "u1"}, "note": "sk-***"},
     }  # fmt: skip
     history.reset_for_tests()  # close everything: DuckDB checkpoints the WAL into the file
     files = [p for p in nbp_home.rglob("*") if p.is_file()]

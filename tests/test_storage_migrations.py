@@ -23,6 +23,7 @@ SHIPPED = {
     "0002_prompts": "d2e472f10f",
     "0003_threads": "89478e7b16",
     "0004_runs_row_key": "6d17a0db61",
+    "0005_runs_error_status": "62286d45ca",
 }
 
 

@@ -418,3 +418,39 @@ def test_missing_error_lists_every_missing_name(wanted, present):
     assert info.value.available == sorted(present)
     listed = re.search(r"variables?: (.*?)\. Available", str(info.value))
     assert listed is not None and listed.group(1).split(", ") == missing
+
+
+# ---------------------------------------------------------------------------------------------------
+# What a run keeps: each placeholder's value, which renders the template again
+# ---------------------------------------------------------------------------------------------------
+def test_resolved_holds_each_placeholder_value_and_renders_the_same_text():
+    variables = {"cfg": {"prompt": "hi", "openai_key": "k"}, "items": ["a", "b"], "row": {"first name": "Ada"},
+                 "a.b": 3, "n": 7}  # fmt: skip
+    template = '{{cfg.prompt}} {{items[1]}} {{items.0}} {{row["first name"]}} {{a.b}} {{n}} {{n}}'
+    resolved: dict = {}
+    text = render(template, variables, resolved=resolved)
+    assert resolved == {"cfg.prompt": "hi", "items[1]": "b", "items.0": "a", 'row["first name"]': "Ada",
+                        "a.b": 3, "n": 7}  # fmt: skip
+    assert render(template, resolved) == text == render(template, templating.nest(resolved))
+    msgs = [{"role": "system", "content": "{{n}}"}, {"role": "assistant", "content": "{{cfg}}"}]
+    resolved = {}
+    render_messages(msgs, variables, resolved=resolved)
+    assert resolved == {"n": 7}  # assistant turns are never templates
+
+
+def test_nest_turns_paths_back_into_objects_and_keeps_whole_values():
+    assert templating.nest({"cfg.prompt": "hi", "cfg.x[0]": 1, "name": "Ada"}) == {
+        "cfg": {"prompt": "hi", "x": {"0": 1}}, "name": "Ada"
+    }  # fmt: skip
+    assert templating.nest({"cfg": "whole", "cfg.prompt": "hi"}) == {"cfg": "whole"}
+    assert templating.nest({"not a path!": 1}) == {"not a path!": 1}
+
+
+@pytest.mark.parametrize(
+    ("value", "plain"),
+    [("text", True), (3, True), (2.5, True), (None, True), (True, True), ({"a": [1, (2, "x")]}, True),
+     (os, False), (os.environ, False), (print, False), (SimpleNamespace(a=1), False), ({"f": len}, False),
+     (OrderedDict(a=1), False), (list(range(200_000)), False)],
+)  # fmt: skip
+def test_plain_data_is_text_numbers_and_exact_containers_of_them(value, plain):
+    assert templating.is_plain(value) is plain

@@ -123,7 +123,10 @@ def prepare(
     else:
         template, defaults = build_messages(text, system=system, messages=messages, prompt=prompt)
     variables = dict(variables or {})
-    rendered = templating.render_messages(template, variables) if template else []
+    # What is stored is what each placeholder took ({"cfg.prompt": ...}), never whole objects: a dict
+    # used for one field may hold keys, and these values fill the template again (Playground restore).
+    resolved: dict[str, Any] = {}
+    rendered = templating.render_messages(template, variables, resolved=resolved) if template else []
     if thread:
         earlier = [dict(m) for m in thread]
         new_system = [m for m in rendered if m.get("role") == "system"]
@@ -135,7 +138,7 @@ def prepare(
     if kind == "chat" and not rendered:
         raise E.BadParameterError("Nothing to run: pass a prompt text, messages=[...] or prompt='ns/slug'.")
     if isinstance(input, str):
-        input = templating.render(input, variables)
+        input = templating.render(input, variables, resolved=resolved)
     base_params = {**defaults.get("params", {}), **(params or {})}
     if model is None and models is None:
         model = defaults.get("model") or config.settings().default_model
@@ -149,7 +152,7 @@ def prepare(
         providers.split_params(rm, t.params)  # bad parameter: likewise
         requests.append(
             RunRequest(
-                model=t.model or rm.name, messages=rendered, params=t.params, variables=variables,
+                model=t.model or rm.name, messages=rendered, params=t.params, variables=dict(resolved),
                 tools=tool_schemas, tool_functions=functions, tool_mode=tool_mode,  # type: ignore[arg-type]
                 max_tool_rounds=max_tool_rounds, response_format=response_format, kind=kind,  # type: ignore[arg-type]
                 input=input, template_messages=template or None, prompt_ref=defaults.get("prompt_ref"),

@@ -64,7 +64,11 @@ class Settings:
 
 
 def home() -> Path:
-    """The nbplayground home folder (``NBPLAYGROUND_HOME``, else a per-user data dir). Created on demand."""
+    """The nbplayground home folder (``NBPLAYGROUND_HOME``, else a per-user data dir). Created on demand.
+
+    It holds every prompt, answer and media file, so it is private: created ``0700``; a home found with
+    looser permissions (an older nbplayground made it ``0755``) is tightened once, with a warning.
+    """
     env = os.environ.get("NBPLAYGROUND_HOME")
     if env:
         path = Path(env).expanduser()
@@ -72,8 +76,69 @@ def home() -> Path:
         from platformdirs import user_data_dir
 
         path = Path(user_data_dir("nbplayground", appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if str(path) not in _private:
+        make_private(path)
+        _private.add(str(path))
     return path
+
+
+#: Homes already checked by this process (a check lists the home's top level: once per process is enough).
+_private: set[str] = set()
+#: Sub-folders whose files are checked (only when the folder itself was found too open).
+_PRIVATE_SUBDIRS = ("media", "pending")
+#: Files DuckDB creates under the process umask, made private right after (storage.db): another process
+#: may see one for a moment while it is being created, which is no reason for a notice.
+_CREATED_OPEN = frozenset({"history.duckdb", "history.duckdb.wal"})
+
+
+def make_private(root: Path) -> list[Path]:
+    """Tighten ``root`` to ``0700``, its files to ``0600`` and its sub-folders to ``0700``; one warning if any was looser.
+
+    POSIX only (a no-op on Windows, where modes do not express who may read). Returns what was changed.
+    """
+    if os.name != "posix":
+        return []
+    changed: list[Path] = []  # what was open to others and is not any more (the notice counts them)
+
+    def tighten(p: Path, mode: int) -> bool:
+        try:
+            current = p.stat().st_mode & 0o777
+            if current & 0o077:
+                os.chmod(p, current & mode)
+                changed.append(p)
+                return True
+        except OSError:
+            pass  # gone meanwhile, or not ours: nothing to tighten
+        return False
+
+    root_was_open = tighten(root, 0o700)
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        entries = []
+    for entry in entries:
+        p = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            # a folder that was already private had its files created private: do not list 100k media
+            if tighten(p, 0o700) and entry.name in _PRIVATE_SUBDIRS:
+                for child in p.iterdir():
+                    if child.is_file():
+                        tighten(child, 0o600)
+        elif entry.is_file(follow_symlinks=False):
+            was_open = tighten(p, 0o600)
+            if was_open and entry.name in _CREATED_OPEN and not root_was_open:
+                changed.pop()  # being created by another process right now: tightened, not news
+    if changed:
+        import warnings
+
+        warnings.warn(
+            f"nbplayground: {root} was open to other users; made it private (folders 0700, files 0600; "
+            f"{len(changed)} changed).",
+            UserWarning,
+            stacklevel=3,
+        )
+    return changed
 
 
 _lock = threading.Lock()
@@ -155,7 +220,13 @@ def settings() -> Settings:
         s.models.update(_overrides["models"])
         _cache["key"] = key
         _cache["settings"] = s
+        _cache["key_envs"] = frozenset(m.api_key_env for m in s.models.values() if m.api_key_env)
         return s
+
+
+def key_env_names() -> frozenset[str]:
+    """The env vars that configured models read their keys from (as last loaded; never touches the disk)."""
+    return _cache.get("key_envs", frozenset())
 
 
 def configure(

@@ -196,13 +196,14 @@ def run_prompt(
             results[pos] = _slim(prev) if prev is not None else None
     todo = [i for i in range(n) if results[i] is None]
 
-    def render(i: int) -> tuple[list[dict[str, Any]], Any]:
+    def render(i: int, resolved: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], Any]:
+        """A row's messages and input; ``resolved`` receives each placeholder's value (what is stored)."""
         row = records[i]
-        msgs = templating.render_messages(template, row) if template else []
-        if kind == "transcription":
+        msgs = templating.render_messages(template, row, resolved=resolved) if template else []
+        if kind == "transcription":  # the audio itself is not a variable worth storing
             value = templating.lookup(row, input.strip().strip("{} ")) if input else None
             return msgs, value.data if isinstance(value, Media) else value
-        return msgs, templating.render(input, row) if input is not None else None
+        return msgs, templating.render(input, row, resolved=resolved) if input is not None else None
 
     if estimate:
         return _estimate(rm, send, todo, render, n)
@@ -222,7 +223,8 @@ def run_prompt(
                     return None
                 reserved[0] += per_row or 0.0
         try:
-            msgs, value = render(i)
+            resolved: dict[str, Any] = {}
+            msgs, value = render(i, resolved)
         except E.TemplateError as exc:
             failed = RunResult(id=new_id(), model=rm.name, status="error", error=str(exc),
                                error_type=type(exc).__name__, surface="dataframe", group_id=group_id,
@@ -233,7 +235,7 @@ def run_prompt(
                 counts["error"] += 1
             return None
         return RunRequest(
-            model=rm.name, messages=msgs, params=dict(params or {}), variables=records[i], tools=tool_schemas,
+            model=rm.name, messages=msgs, params=dict(params or {}), variables=resolved, tools=tool_schemas,
             tool_functions=functions, tool_mode=tool_mode,  # type: ignore[arg-type]
             response_format=response_format, kind=kind,  # type: ignore[arg-type]
             input=value, template_messages=template or None, surface="dataframe", group_id=group_id,

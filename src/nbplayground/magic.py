@@ -64,6 +64,9 @@ def _parser() -> _Parser:
     p.add_argument(
         "--prompt", metavar="NS/SLUG[@V]", help="run a saved prompt; the cell body is the user message"
     )
+    p.add_argument(
+        "--vars", metavar="A,B", help="notebook variables a --prompt may read that are not plain data"
+    )
     p.add_argument("--save", metavar="NS/SLUG", help="save this prompt as a new version")
     p.add_argument("--compare", metavar="M1,M2", help="run 1-4 models side by side")
     p.add_argument("--no-stream", action="store_true", help="show only the final answer")
@@ -131,15 +134,43 @@ class Prompt(Magics):
             raise UsageError(f"{what} {name!r} is not defined in the notebook")
         return self.ns[name]
 
-    def _variables(self, *texts: str | None) -> dict[str, Any]:
-        from nbplayground.core.templating import placeholders
+    def _variables(
+        self, *texts: str | None, saved: tuple[str, ...] = (), named: str | None = None
+    ) -> dict[str, Any]:
+        """Notebook values for the placeholders of the cell's own ``texts`` and of a saved prompt's texts.
 
-        roots = set()
-        for text in texts:
-            for path in placeholders(text or ""):
-                roots.add(re.split(r"[.\[]", path, maxsplit=1)[0])
-                roots.add(path)  # a literal dotted name wins, as in templates
-        return {k: self.ns[k] for k in roots if k in self.ns}
+        The cell's own placeholders may read anything in the notebook. A saved prompt's were written by
+        someone else, so they read only plain data (``templating.is_plain``), unless the user names the
+        variables with ``--vars a,b``: never a module, a function or an object such as ``os.environ``.
+        """
+        from nbplayground.core.templating import is_plain, placeholders
+
+        def keys(path: str) -> tuple[str, str]:  # the root, and the whole path (a literal dotted name wins)
+            return re.split(r"[.\[]", path, maxsplit=1)[0], path
+
+        allowed = {n.strip() for n in (named or "").split(",") if n.strip()}
+        undefined = sorted(allowed - set(self.ns))
+        if undefined:
+            raise UsageError(f"--vars {', '.join(undefined)}: not defined in the notebook")
+        out = {k: self.ns[k] for t in texts for p in placeholders(t or "") for k in keys(p) if k in self.ns}
+        refused: dict[str, str] = {}
+        for path in (p for t in saved for p in placeholders(t or "")):
+            for k in keys(path):
+                if k in out or k not in self.ns:
+                    continue
+                if k in allowed or is_plain(self.ns[k]):
+                    out[k] = self.ns[k]
+                else:
+                    refused.setdefault(path, k)
+        refused = {p: k for p, k in refused.items() if not any(k2 in out for k2 in keys(p))}
+        if refused:
+            path, name = next(iter(refused.items()))
+            raise UsageError(
+                f"Missing template variable{'s' if len(refused) > 1 else ''} of the saved prompt: "
+                f"{', '.join(refused)}. `{path}` is not plain data ({name} is a {type(self.ns[name]).__name__}); "
+                f"name it with --vars {name} to use it."
+            )
+        return out
 
     def _available(self) -> list[str]:
         import types
@@ -262,9 +293,14 @@ class Prompt(Magics):
             from nbplayground.storage import registry
 
             saved = registry.get(args.prompt)
-            saved_texts = [m["content"] for m in saved.messages if isinstance(m.get("content"), str)]
+            saved_texts = [m["content"] for m in saved.messages if isinstance(m.get("content"), str)
+                           and m.get("role") not in ("assistant", "tool", "function")]  # fmt: skip
         kw["variables"] = self._variables(
-            text, args.system, kw.get("input") if kind == "speech" else None, *saved_texts
+            text,
+            args.system,
+            kw.get("input") if kind == "speech" else None,
+            saved=tuple(saved_texts),
+            named=args.vars,
         )
         if args.compare:
             models = [m.strip() for m in args.compare.split(",") if m.strip()]

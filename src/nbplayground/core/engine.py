@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from nbplayground.core import errors as E
-from nbplayground.core import providers
+from nbplayground.core import providers, secrets
 from nbplayground.core.tools import execute
 from nbplayground.core.types import (
     Event,
@@ -136,7 +136,8 @@ class RunHandle:
             id=req.run_id, model=req.model, kind=req.kind, surface=req.surface, messages=req.messages,
             variables=req.variables, thread_id=req.thread_id, parent_id=req.parent_id, group_id=req.group_id,
             target_index=req.target_index, status="error" if failed else "stopped",
-            error=f"Unexpected {type(failed).__name__}: {failed}" if failed else None,
+            error=secrets.redact(f"Unexpected {type(failed).__name__}: {failed}") if failed else None,
+            error_type=type(failed).__name__ if failed else None,
         )  # fmt: skip
         if self._on_done is not None:
             try:
@@ -361,11 +362,12 @@ class Runner:
             result.error = None
         except E.NBPlaygroundError as exc:
             result.status = "error"
-            result.error = providers.redact(_with_partial_note(str(exc), state))
+            result.error = secrets.redact(_with_partial_note(str(exc), state))
             result.error_type = type(exc).__name__
+            result.error_status = exc.status
         except Exception as exc:  # a bug or an unexpected library error: report, never crash the loop
             result.status = "error"
-            result.error = providers.redact(f"Unexpected {type(exc).__name__}: {exc}")
+            result.error = secrets.redact(f"Unexpected {type(exc).__name__}: {exc}")
             result.error_type = type(exc).__name__
         if req.kind == "chat" or result.status != "ok":
             result.text = state.text if req.kind == "chat" else result.text

@@ -6,7 +6,8 @@ import re
 from typing import Any
 
 from nbplayground.core import errors as E
-from nbplayground.core.providers import redact, suggestions
+from nbplayground.core.providers import suggestions
+from nbplayground.core.secrets import redact
 from nbplayground.core.types import ProviderCall
 
 _CONTEXT = re.compile(
@@ -32,7 +33,9 @@ def from_http(
             status=status,
         )
     if status == 404 and (_MODEL_MISSING.search(message) or "model" in message.lower()):
-        return E.UnknownModelError(where, suggestions(where), detail=f"the provider says: {message}")
+        return E.UnknownModelError(
+            where, suggestions(where), detail=f"the provider says: {message}", status=status
+        )
     if status in (400, 413, 422) and _CONTEXT.search(message):
         return E.ContextTooLongError(
             f"The prompt is too long for {where}: {message}. Shorten it or pick a model with a larger context.",
@@ -40,7 +43,9 @@ def from_http(
         )
     if status in (400, 422):
         if _MODEL_MISSING.search(message):
-            return E.UnknownModelError(where, suggestions(where), detail=f"the provider says: {message}")
+            return E.UnknownModelError(
+                where, suggestions(where), detail=f"the provider says: {message}", status=status
+            )
         return E.BadParameterError(f"{where} rejected the request (HTTP {status}): {message}", status=status)
     if status == 408:
         return E.ProviderTimeoutError(f"{where} timed out (HTTP 408): {message}", status=status)

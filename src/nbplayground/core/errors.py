@@ -60,7 +60,9 @@ class ConfigError(NBPlaygroundError, ValueError):
 class UnknownModelError(NBPlaygroundError, ValueError):
     """The model name is not known to nbplayground, litellm or the provider."""
 
-    def __init__(self, model: str, suggestions: Iterable[str] = (), detail: str = "") -> None:
+    def __init__(
+        self, model: str, suggestions: Iterable[str] = (), detail: str = "", *, status: int | None = None
+    ) -> None:
         self.model = model
         self.suggestions = list(suggestions)
         hint = f" Did you mean: {', '.join(self.suggestions)}?" if self.suggestions else ""
@@ -68,7 +70,8 @@ class UnknownModelError(NBPlaygroundError, ValueError):
         super().__init__(
             f"Unknown model {model!r}{more}.{hint} "
             "Use 'provider/model' (e.g. 'openai/gpt-4o-mini'), a 'mock/...' model, or add it with "
-            "nbp.configure(models=...)."
+            "nbp.configure(models=...).",
+            status=status,
         )
 
 
@@ -142,3 +145,65 @@ class StoreError(NBPlaygroundError):
 
 class PromptNotFoundError(NBPlaygroundError, KeyError):
     """No prompt (or version, or label) with that reference exists in the registry."""
+
+
+# --------------------------------------------------------------------------------------------------
+# What an API caller may see of a run's error
+# --------------------------------------------------------------------------------------------------
+#: Where the whole error is: API callers get a fixed sentence, the run history on the server keeps the text.
+_DETAILS = "The full error is kept in the run history on the server."
+#: One fixed, short message per error class ({status} is the provider's HTTP status, or "no status").
+PUBLIC_MESSAGES: dict[str, str] = {
+    "NBPlaygroundError": f"The run failed ({{status}}). {_DETAILS}",
+    "TemplateError": "The prompt template could not be rendered; check its {{placeholders}} and the variables.",
+    "MissingVariablesError": "The prompt has placeholders without values; pass them in variables.",
+    "MissingColumnsError": "The prompt names columns the frame does not have; rename them or add the columns.",
+    "ConfigError": "The server's nbplayground configuration is invalid; ask its administrator to fix it.",
+    "UnknownModelError": "The provider does not know this model ({status}); pick one from GET playground/providers.",
+    "BadParameterError": f"The provider rejected the request ({{status}}); check the parameters. {_DETAILS}",
+    "MissingKeyError": "The server has no API key for this provider; ask its administrator to set one.",
+    "AuthError": f"The provider refused the server's credentials ({{status}}); ask the server's administrator "
+    f"to check the API key. {_DETAILS}",
+    "ContextTooLongError": "The prompt is too long for this model's context window; shorten it or pick a model "
+    "with a larger context.",
+    "RateLimitError": "The provider is rate limiting requests ({status}); wait a moment and try again.",
+    "ProviderError": f"The provider failed ({{status}}); try again later. {_DETAILS}",
+    "ServerError": f"The provider failed ({{status}}); try again later. {_DETAILS}",
+    "ProviderTimeoutError": "The provider did not answer in time; try again later or raise parameters.timeout.",
+    "ConnectionLostError": "The connection to the provider failed or was reset; try again later.",
+    "StreamError": "The provider's stream broke off before the answer was complete; any partial text is kept.",
+    "StructuredOutputError": "The model's output does not match the requested schema; the raw text is kept.",
+    "RunStopped": "The run was stopped before it finished.",
+    "StoreError": f"The run history could not be read or written; try again. {_DETAILS}",
+    "PromptNotFoundError": "No such prompt in the registry; list the prompts with GET prompts.",
+}
+#: Errors nbplayground raises itself, never carrying a provider's text when they have no HTTP status:
+#: their own message is safe to show and says more than the fixed one.
+OWN_ERRORS = frozenset({
+    "TemplateError", "MissingVariablesError", "MissingColumnsError", "ConfigError", "UnknownModelError",
+    "BadParameterError", "MissingKeyError", "StructuredOutputError", "RunStopped", "PromptNotFoundError",
+})  # fmt: skip
+
+
+def public_message(error_type: str | None, status: int | None) -> str:
+    """A short fixed message for an error class (and the provider's HTTP status): no provider text in it.
+
+    Classes without their own entry use their nearest base class's; unknown types (a bug, an unexpected
+    library error) get a generic sentence naming the type.
+    """
+    cls = globals().get(error_type or "")
+    if isinstance(cls, type) and issubclass(cls, NBPlaygroundError):
+        template = next(PUBLIC_MESSAGES[c.__name__] for c in cls.__mro__ if c.__name__ in PUBLIC_MESSAGES)
+    else:
+        name = error_type if error_type and error_type.isidentifier() else "unknown error"
+        template = f"The run failed unexpectedly ({name}). {_DETAILS}"
+    where = f"HTTP {int(status)}" if status is not None else "no HTTP status"
+    return template.replace("{status}", where)
+
+
+def caller_message(error_type: str | None, status: int | None, message: str | None) -> str:
+    """What an API caller sees of a run's error: our own message when no provider text can be in it
+    (one of :data:`OWN_ERRORS`, raised without an HTTP status), else :func:`public_message`."""
+    if status is None and error_type in OWN_ERRORS and message:
+        return message
+    return public_message(error_type, status)

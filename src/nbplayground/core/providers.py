@@ -1,4 +1,4 @@
-"""Model resolution, API keys, prices and secret redaction.
+"""Model resolution, API keys and prices.
 
 A model string becomes a :class:`ResolvedModel`: which provider, which transport, which endpoint, which
 env var holds the key and what a token costs. Nothing here imports litellm: the price table and the
@@ -20,6 +20,7 @@ from typing import Any
 
 from nbplayground import config
 from nbplayground.core.errors import BadParameterError, MissingKeyError, UnknownModelError
+from nbplayground.core.secrets import remember_secret
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -70,6 +71,46 @@ DEFAULT_API_BASE = {
 }
 #: Per-call options litellm accepts in params. They reach the provider but are never stored.
 CALL_OPTIONS = {"api_key", "api_base", "base_url", "timeout", "extra_headers", "api_version", "organization"}
+#: Options that change where a request goes or what credentials it carries (ours and litellm's names).
+#: The REST API refuses them unless the server allows them (``c.NBPlayground.allow_connection_options``).
+CONNECTION_OPTIONS = frozenset({
+    "api_key", "api_base", "base_url", "extra_headers", "headers", "default_headers", "extra_query",
+    "organization", "api_version", "api_type", "custom_llm_provider", "deployment_id", "model_list",
+    "proxy", "proxies", "http_client", "client", "ssl_verify", "client_id", "client_secret", "tenant_id",
+    "azure_ad_token", "azure_ad_token_provider", "azure_username", "azure_password", "aws_access_key_id",
+    "aws_secret_access_key", "aws_session_token", "aws_region_name", "aws_profile_name", "aws_role_name",
+    "aws_session_name", "aws_web_identity_token", "aws_sts_endpoint", "aws_bedrock_runtime_endpoint",
+    "vertex_project", "vertex_location", "vertex_credentials", "vertex_ai_project", "vertex_ai_location",
+    "vertex_ai_credentials", "project_id", "region_name", "account_id", "token", "access_token",
+})  # fmt: skip
+# Any other credential, endpoint or cloud setting by its shape (``*_api_key``, ``*_token``, ``*_url``,
+# ``aws_*``...); counts such as ``max_tokens`` end in ``_tokens`` and do not match.
+_CONNECTION_NAME = re.compile(
+    r"^(aws|azure|vertex|vertex_ai|gcp|google|watsonx|sagemaker|bedrock|oci|databricks|snowflake)_"
+    r"|(^|_)(api_?key|key|token|secret|password|credentials?|endpoint|url|uri|api_base|base|headers?|proxy)$",
+    re.IGNORECASE,
+)
+_NOT_CONNECTION = frozenset({"prompt_cache_key"})  # OpenAI's cache bucket name, not a credential
+
+
+def connection_options(params: dict[str, Any] | None) -> list[str]:
+    """The names in ``params`` that set an endpoint, headers, a proxy or credentials, in their order."""
+    return [
+        k for k in (params or {})
+        if isinstance(k, str) and k not in _NOT_CONNECTION and (k in CONNECTION_OPTIONS or _CONNECTION_NAME.search(k))
+    ]  # fmt: skip
+
+
+#: Sent as the key when litellm calls a per-call endpoint that came without a per-call key: given no
+#: key at all, litellm reads the provider's env var itself, and that key must not go there.
+NO_KEY = "no-key"
+#: Providers whose only credential in litellm is the api_key, so that :data:`NO_KEY` replaces every env
+#: lookup; the others (bedrock, vertex_ai, azure, ...) sign with this machine's cloud identity.
+_KEY_ONLY_PROVIDERS = (set(PROVIDER_KEY_ENV) - {"azure"}) | OPENAI_WIRE | {
+    "ollama", "ollama_chat", "vllm", "hosted_vllm", "lm_studio", "llamafile"}  # fmt: skip
+#: Headers that would change where a request goes (or break its framing): never per call.
+_ROUTING_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "forwarded",
+                              "x-forwarded-host", "x-forwarded-for", "x-real-ip"})  # fmt: skip
 #: Sampling and request parameters nbplayground knows; anything else is rejected with a suggestion.
 KNOWN_PARAMS = {
     "temperature", "max_tokens", "max_completion_tokens", "top_p", "top_k", "stop", "seed",
@@ -270,11 +311,17 @@ def _resolve_plain(model: str, allow_unknown: bool) -> ResolvedModel:
 
 
 def api_key_for(rm: ResolvedModel, params: dict[str, Any]) -> str | None:
-    """The key to send: ``params['api_key']`` (per call), else the model's env var. Raises when missing."""
+    """The key to send: ``params['api_key']`` (per call), else the model's env var. Raises when missing.
+
+    A per-call endpoint (``api_base`` / ``base_url`` in params) gets the per-call key or none: a key this
+    machine holds (an env var, a configured model's key) never goes to an address chosen per call.
+    """
     explicit = params.get("api_key")
     if explicit:
         remember_secret(str(explicit))
         return str(explicit)
+    if params.get("api_base") or params.get("base_url"):
+        return NO_KEY if rm.transport == "litellm" else None
     if rm.key_env is None:
         return None
     value = os.environ.get(rm.key_env)
@@ -305,6 +352,22 @@ def split_params(rm: ResolvedModel, params: dict[str, Any] | None) -> tuple[dict
         _check_param(key, value)
     if "timeout" in options:
         _check_number("timeout", options["timeout"], low=0, exclusive=True)
+    endpoint = "api_base" if options.get("api_base") else "base_url" if options.get("base_url") else None
+    if endpoint and rm.transport == "litellm" and rm.provider not in _KEY_ONLY_PROVIDERS:
+        raise BadParameterError(
+            f"Parameter {endpoint} cannot be used with {rm.provider}: litellm would sign the request with this "
+            "machine's own cloud credentials. Configure the endpoint with nbp.configure(models=...) instead."
+        )
+    headers = options.get("extra_headers")
+    if headers is not None:
+        if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+            raise BadParameterError("Parameter extra_headers must be a dict of header names to strings.")
+        routing = sorted(k for k in headers if str(k).lower() in _ROUTING_HEADERS)
+        if routing:
+            raise BadParameterError(
+                f"Parameter extra_headers may not set {', '.join(routing)}: they change where the request goes. "
+                "Set the endpoint with api_base instead."
+            )
     return merged, options
 
 
@@ -339,33 +402,3 @@ def _check_param(key: str, value: Any) -> None:
         or (isinstance(value, list) and all(isinstance(v, str) for v in value))
     ):
         raise BadParameterError(f"Parameter stop must be a string or a list of strings, got {value!r}.")
-
-
-# --------------------------------------------------------------------------------------------------
-# Secrets: anything that looks like, or is known to be, a key is scrubbed from every message we show.
-# --------------------------------------------------------------------------------------------------
-_secrets: set[str] = set()
-_SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)", re.IGNORECASE)
-_SECRET_PATTERNS = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{6,}|(?i:bearer)\s+[A-Za-z0-9_\-.=]{8,}|AIza[0-9A-Za-z_\-]{20,}|"
-    r"(?i:api[_-]?key)[\"'=: ]+[A-Za-z0-9_\-]{8,})"
-)
-
-
-def remember_secret(value: str) -> None:
-    """Mark a value as secret so :func:`redact` scrubs it."""
-    if value and len(value) >= 6:
-        _secrets.add(value)
-
-
-def redact(text: str | None) -> str | None:
-    """Remove keys from a message: known secret values, secret-looking env values and key patterns."""
-    if not text:
-        return text
-    for name, value in os.environ.items():
-        if value and len(value) >= 8 and _SECRET_ENV.search(name) and value in text:
-            text = text.replace(value, "***")
-    for value in _secrets:
-        if value in text:
-            text = text.replace(value, "***")
-    return _SECRET_PATTERNS.sub(lambda m: m.group(0)[:3] + "***", text)

@@ -13,7 +13,9 @@ Rules
 - A key that literally contains a dot wins over the nested path: with ``{"a.b": 1, "a": {"b": 2}}``,
   ``{{a.b}}`` is ``1``. This holds at every level, the longest literal key first
   (``{"cfg": {"x.y": 3}}`` gives ``{{cfg.x.y}}`` = ``3``); if the rest of the path is not found under the
-  literal key, the nested path is tried.
+  literal key, the nested path is tried. A variable named by the whole path wins over everything
+  (``{"items[0]": "x"}`` fills ``{{items[0]}}``): a run stores its variables that way (see ``resolved``
+  in :func:`render`), and they fill its template again. :func:`nest` turns them back into objects.
 - Values are inserted verbatim and never rendered again: a value containing ``{{x}}`` stays literal.
   Strings go in as they are; dicts and lists as JSON (``json.dumps(value, ensure_ascii=False)``);
   everything else through ``str()`` (so ``3``, ``0.5``, ``True``, and ``None`` for ``None``).
@@ -47,15 +49,17 @@ evaluation, no filters, nothing to sandbox.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
+import numbers
 import re
 from collections.abc import Mapping
 from typing import Any, Final, NamedTuple
 
 from nbplayground.core.errors import MissingVariablesError, TemplateError
 
-__all__ = ["escape", "lookup", "placeholders", "render", "render_messages"]
+__all__ = ["escape", "is_plain", "lookup", "nest", "placeholders", "render", "render_messages"]
 
 _NAME = r"[^\W\d][\w\-]*"
 _SEGMENT = r"""(?:\.[\w\-]+|\[\s*[0-9]+\s*\]|\[\s*"[^"\n]*"\s*\]|\[\s*'[^'\n]*'\s*\])"""
@@ -204,6 +208,12 @@ def _walk(value: Any, segs: tuple[_Segment, ...], i: int) -> Any:
 
 
 def _resolve(variables: Mapping[str, Any], path: str) -> Any:
+    if "." in path or "[" in path:  # a variable named by the whole path wins (what ``resolved`` records)
+        try:
+            if path in variables:
+                return variables[path]
+        except TypeError:
+            pass
     return _walk(variables, _segments(path), 0)
 
 
@@ -242,7 +252,9 @@ def placeholders(template: str) -> list[str]:
     return list(seen)
 
 
-def _fill(template: str, variables: Mapping[str, Any], missing: list[str]) -> str:
+def _fill(
+    template: str, variables: Mapping[str, Any], missing: list[str], resolved: dict[str, Any] | None = None
+) -> str:
     if not isinstance(template, str):
         raise TypeError(f"a template must be a str, not {type(template).__name__}")
     out: list[str] = []
@@ -255,29 +267,36 @@ def _fill(template: str, variables: Mapping[str, Any], missing: list[str]) -> st
             missing.append(value)
         else:
             out.append(_format(found))
+            if resolved is not None:
+                resolved[value] = found
     return "".join(out)
 
 
-def render(template: str, variables: Mapping[str, Any]) -> str:
+def render(template: str, variables: Mapping[str, Any], *, resolved: dict[str, Any] | None = None) -> str:
     """Fill the ``{{placeholders}}`` of ``template`` from ``variables``.
 
-    Raises :class:`MissingVariablesError` naming every missing path (and the available variables).
+    ``resolved``, if given, receives the value of each placeholder by its path (``{"cfg.prompt": "…"}``):
+    what the text was made of, and all of it that is worth keeping (``render(template, resolved)`` gives
+    the same text: a variable named by the whole path wins). Raises :class:`MissingVariablesError` naming every
+    missing path (and the available variables).
     """
     missing: list[str] = []
-    text = _fill(template, variables, missing)
+    text = _fill(template, variables, missing, resolved)
     if missing:
         raise MissingVariablesError(missing, variables.keys())
     return text
 
 
-def render_messages(messages: list[dict[str, Any]], variables: Mapping[str, Any]) -> list[dict[str, Any]]:
+def render_messages(
+    messages: list[dict[str, Any]], variables: Mapping[str, Any], *, resolved: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Render a thread of chat messages; returns new message dicts and leaves the input unchanged.
 
     A ``str`` content is rendered; in a list content (OpenAI parts) the ``text`` of ``"type": "text"``
     parts is rendered and other parts are kept as they are. Other keys (role, name, tool_calls,
     tool_call_id, ...) are copied unchanged. ``assistant``, ``tool`` and ``function`` messages are not
     rendered at all: their content is model or tool output. Missing variables across all messages raise
-    one :class:`MissingVariablesError`.
+    one :class:`MissingVariablesError`. ``resolved`` receives each placeholder's value, as in :func:`render`.
     """
     missing: list[str] = []
     out: list[dict[str, Any]] = []
@@ -286,10 +305,10 @@ def render_messages(messages: list[dict[str, Any]], variables: Mapping[str, Any]
         content = message.get("content")
         if message.get("role") not in _LITERAL_ROLES:
             if isinstance(content, str):
-                new["content"] = _fill(content, variables, missing)
+                new["content"] = _fill(content, variables, missing, resolved)
             elif isinstance(content, list):
                 new["content"] = [
-                    {**part, "text": _fill(part["text"], variables, missing)}
+                    {**part, "text": _fill(part["text"], variables, missing, resolved)}
                     if isinstance(part, dict)
                     and part.get("type") == "text"
                     and isinstance(part.get("text"), str)
@@ -300,6 +319,59 @@ def render_messages(messages: list[dict[str, Any]], variables: Mapping[str, Any]
     if missing:
         raise MissingVariablesError(missing, variables.keys())
     return out
+
+
+def nest(resolved: Mapping[str, Any]) -> dict[str, Any]:
+    """Values by placeholder path back into objects by root name: ``{"cfg.prompt": "hi"}`` -> ``{"cfg": {"prompt": "hi"}}``.
+
+    Indexes become dict keys (``{"items[0]": 1}`` -> ``{"items": {"0": 1}}``, which ``{{items[0]}}`` and
+    ``{{items.0}}`` still find). When a root was stored whole too, the whole value is kept. Keys that are
+    not paths stay as they are.
+    """
+    out: dict[str, Any] = {}
+    for path, value in sorted(resolved.items(), key=lambda kv: len(kv[0])):  # roots before their parts
+        if not isinstance(path, str) or _PATH_RE.fullmatch(path) is None:
+            out.setdefault(path, value)
+            continue
+        *parents, last = _segments(path)
+        node: Any = out
+        for seg in parents:
+            child = node.get(seg.text)
+            if child is None:
+                child = node[seg.text] = {}
+            elif not isinstance(child, dict):
+                break  # the whole value is stored already
+            node = child
+        else:
+            node.setdefault(last.text, value)
+    return out
+
+
+_PLAIN_SCALARS: Final = (str, numbers.Number, type(None), datetime.date, datetime.time, datetime.timedelta)
+
+
+def is_plain(value: Any, *, limit: int = 100_000) -> bool:
+    """Whether ``value`` is plain data: text, numbers, booleans, None, dates and times, and lists, tuples
+    and dicts (exactly those types) of plain data, with at most ``limit`` items in all.
+
+    A template written by someone else (a registry prompt) may read only plain data from a notebook:
+    never a module, a function or an object such as ``os.environ`` (a mapping, but not a dict).
+    """
+    budget = [limit]
+
+    def walk(v: Any, depth: int) -> bool:
+        budget[0] -= 1
+        if budget[0] < 0 or depth > 100:
+            return False
+        if isinstance(v, _PLAIN_SCALARS):
+            return True
+        if type(v) in (list, tuple):
+            return all(walk(x, depth + 1) for x in v)
+        if type(v) is dict:
+            return all(walk(k, depth + 1) and walk(x, depth + 1) for k, x in v.items())
+        return False
+
+    return walk(value, 0)
 
 
 def escape(text: str) -> str:

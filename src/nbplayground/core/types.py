@@ -215,6 +215,7 @@ class RunResult:
     text: str = ""
     error: str | None = None
     error_type: str | None = None
+    error_status: int | None = None  # the provider's HTTP status when the error came from one
     data: Any = None
     tool_calls: list[ToolCall] = field(default_factory=list)
     media: list[Media] = field(default_factory=list)
@@ -286,8 +287,8 @@ class RunResult:
 
 
 _RESULT_SCALARS = (
-    "id", "model", "status", "text", "error", "error_type", "tokens_in", "tokens_out", "cost_usd",
-    "latency_ms", "ttft_ms", "finish_reason", "provider", "kind", "surface", "prompt_ref", "thread_id",
+    "id", "model", "status", "text", "error", "error_type", "error_status", "tokens_in", "tokens_out",
+    "cost_usd", "latency_ms", "ttft_ms", "finish_reason", "provider", "kind", "surface", "prompt_ref", "thread_id",
     "parent_id", "group_id", "target_index", "attempts", "row_key",
 )  # fmt: skip
 

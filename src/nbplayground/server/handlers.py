@@ -3,6 +3,10 @@
 Every handler is authenticated by Jupyter Server and authorized on resource ``nbplayground`` with
 action ``read`` (history, providers, prompts), ``execute`` (run, compare) or ``write`` (save-version).
 Blocking store reads run in a thread, runs on the engine's own loop: the server's loop never waits.
+
+The API is a boundary: requests are bounded (body, depth, prompt size, mock output, offsets), per-call
+endpoints and credentials are refused unless the server allows them, and a run's error reaches the
+caller as its type, HTTP status and a fixed message (``errors.caller_message``), never a provider's text.
 """
 
 from __future__ import annotations
@@ -21,7 +25,19 @@ from tornado.iostream import StreamClosedError
 
 from nbplayground.core import errors as E
 from nbplayground.server import sse
-from nbplayground.server.validation import RequestError, document, validate
+from nbplayground.server.extension import NBPlayground
+from nbplayground.server.validation import (
+    MAX_HISTORY_OFFSET,
+    ConnectionOptionError,
+    LimitError,
+    RequestError,
+    check_prompt_size,
+    check_rendered_size,
+    document,
+    parse_body,
+    refuse_connection_options,
+    validate,
+)
 
 RESOURCE = "nbplayground"
 API = "nbplayground/api/v1"
@@ -79,11 +95,16 @@ class BaseHandler(APIHandler):
         self.finish(json.dumps({"error": {"message": message, "field": _field_of(exc) if status != 500 else None,
                                           "type": type(exc).__name__}}))  # fmt: skip
 
+    @property
+    def nbp(self) -> NBPlayground:
+        """The extension's settings (``c.NBPlayground.*``)."""
+        cfg = self.settings.get("nbplayground_config")
+        return cfg if isinstance(cfg, NBPlayground) else NBPlayground()
+
     def body(self, schema: str) -> dict[str, Any]:
-        try:
-            data = json.loads(self.request.body or b"null")
-        except ValueError as exc:
-            raise RequestError(f"The request body is not valid JSON: {exc}") from None
+        """The request's JSON, within the size and depth bounds and valid for ``schema``."""
+        cfg = self.nbp
+        data = parse_body(self.request.body or b"", cfg.max_body_bytes, cfg.max_json_depth)
         return validate(schema, data)
 
     async def in_thread(self, fn: Any, *args: Any, **kw: Any) -> Any:
@@ -93,6 +114,48 @@ class BaseHandler(APIHandler):
 def _model(spec: dict[str, Any]) -> str:
     model, provider = spec["model"], spec.get("provider")
     return f"{provider}/{model}" if provider and not model.startswith(f"{provider}/") else model
+
+
+def _prepare(body: dict[str, Any], cfg: NBPlayground, **kw: Any) -> list[Any]:
+    """Check a run or compare request against the server's bounds and rules, then prepare its runs.
+
+    Runs in a thread (a registry prompt is read from the store). Nothing is sent before it returns.
+    """
+    from nbplayground import api
+    from nbplayground.core import providers
+
+    if not cfg.allow_connection_options:
+        refuse_connection_options(body)
+    check_prompt_size(body, cfg.max_prompt_chars)
+    template, _ = api.build_messages(body.get("prompt_text"), system=None, messages=body.get("messages"),
+                                     prompt=body.get("prompt_id"))  # fmt: skip
+    check_rendered_size(template, body.get("variables") or {}, cfg.max_prompt_chars)
+    requests = api.prepare(body.get("prompt_text"), params=body.get("parameters") or {}, **kw,
+                           **_prepare_kwargs(body))  # fmt: skip
+    targets = body.get("targets") or []
+    for req in requests:
+        given = (targets[req.target_index].get("parameters") or {}) if targets else {}
+        prefix = f"targets.{req.target_index}.parameters" if targets else "parameters"
+        from_prompt = [] if cfg.allow_connection_options else providers.connection_options(req.params)
+        if from_prompt:  # only a registry prompt's saved parameters can still hold one here
+            raise ConnectionOptionError(
+                f"The prompt {body.get('prompt_id')!r} sets {from_prompt[0]!r}, which this server does not "
+                "accept from API callers; save a version without it.",
+                "prompt_id",
+            )
+        rm = req.resolved or providers.resolve(req.model)
+        if rm.provider != "mock":
+            continue
+        merged = {**rm.default_params, **req.params}
+        for key in ("max_tokens", "max_completion_tokens"):
+            value = merged.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value > cfg.max_mock_tokens:
+                raise LimitError(
+                    f"Parameter {key} is {value:,} for {req.model}; mock models make at most "
+                    f"{cfg.max_mock_tokens:,} tokens here. Ask for fewer.",
+                    f"{prefix}.{key}" if key in given or not targets else f"parameters.{key}",
+                )
+    return requests
 
 
 def _prepare_kwargs(body: dict[str, Any]) -> dict[str, Any]:
@@ -159,8 +222,7 @@ class RunHandler(_Streaming):
 
         try:
             body = self.body("RunRequest")
-            requests = await self.in_thread(api.prepare, body.get("prompt_text"), model=_model(body),
-                                            params=body.get("parameters") or {}, **_prepare_kwargs(body))  # fmt: skip
+            requests = await self.in_thread(_prepare, body, self.nbp, model=_model(body))
         except Exception as exc:
             return self.fail(exc)
         self.handle = api.start(requests)
@@ -186,7 +248,7 @@ class RunHandler(_Streaming):
             if ev.type == "done" and ev.result is not None:
                 r = ev.result
                 if r.status == "error":
-                    return sse.frame({**sse.summary(r), "message": r.error}, "error")
+                    return sse.frame({**sse.summary(r), "message": sse.error_message(r)}, "error")
                 return sse.frame(sse.summary(r), "done")
             return None
 
@@ -204,8 +266,7 @@ class CompareHandler(_Streaming):
         try:
             body = self.body("CompareRequest")
             models = [{"model": _model(t), "params": t.get("parameters") or {}} for t in body["targets"]]
-            requests = await self.in_thread(api.prepare, body.get("prompt_text"), models=models,
-                                            params=body.get("parameters") or {}, **_prepare_kwargs(body))  # fmt: skip
+            requests = await self.in_thread(_prepare, body, self.nbp, models=models)
         except Exception as exc:
             return self.fail(exc)
         self.handle = api.start(requests)
@@ -221,7 +282,8 @@ class CompareHandler(_Streaming):
             if ev.type == "done" and ev.result is not None:
                 r = ev.result
                 if r.status == "error":
-                    return sse.frame({"index": n, "id": r.id, "message": r.error, "error_type": r.error_type,
+                    return sse.frame({"index": n, "id": r.id, "message": sse.error_message(r),
+                                      "error_type": r.error_type, "error_status": r.error_status,
                                       "stats": sse.stats(r)}, f"error:{n}")  # fmt: skip
                 return sse.frame({"index": n, "done": True, **sse.summary(r)}, f"done:{n}")
             return None
@@ -240,7 +302,7 @@ class HistoryHandler(BaseHandler):
 
         try:
             limit = self._int("limit", 50, 1, 500)
-            offset = self._int("offset", 0, 0, None)
+            offset = self._int("offset", 0, 0, MAX_HISTORY_OFFSET)
             status = self.get_query_argument("status", None)
             if status is not None and status not in ("ok", "error", "stopped"):
                 raise RequestError(f"Query 'status' must be ok, error or stopped, got {status!r}.", "status")
@@ -253,6 +315,10 @@ class HistoryHandler(BaseHandler):
         ]
         for item in items:
             item.pop("text", None)
+            if item.get("error") is not None:
+                item["error"] = E.caller_message(
+                    item.get("error_type"), item.get("error_status"), item["error"]
+                )
         self.finish(json.dumps({"items": items, "total": total, "limit": limit, "offset": offset}))
 
     def _int(self, name: str, default: int, low: int, high: int | None) -> int:
@@ -281,17 +347,28 @@ class RunDetailHandler(BaseHandler):
                 raise NotFoundError(f"No run with id {run_id!r} in history.")
         except Exception as exc:
             return self.fail(exc)
-        self.finish(json.dumps({**run.to_dict(), "stats": sse.stats(run)}, default=str))
+        detail = {**run.to_dict(), "stats": sse.stats(run)}
+        if run.error is not None:
+            detail["error"] = sse.error_message(run)
+        self.finish(json.dumps(detail, default=str))
 
 
 class SaveVersionHandler(BaseHandler):
     @web.authenticated
     @authorized(action="write", resource=RESOURCE)
     async def post(self) -> None:
+        from nbplayground.core.providers import connection_options
         from nbplayground.storage import registry
 
         try:
             body = self.body("SaveVersionRequest")
+            options = connection_options(body.get("parameters"))
+            if options:
+                raise ConnectionOptionError(
+                    f"Parameter {options[0]!r} is a per-call connection option; prompts never store one. "
+                    "Save the prompt without it.",
+                    f"parameters.{options[0]}",
+                )
             saved = await self.in_thread(
                 registry.save, f"{body['namespace']}/{body['slug']}", messages=body.get("messages"),
                 content=body.get("content"), model=body.get("model"), params=body.get("parameters") or {},
@@ -361,7 +438,8 @@ ROUTES: list[tuple[str, type[BaseHandler]]] = [
 ]
 
 
-def setup_handlers(web_app: Any) -> None:
-    """Register the routes on a Jupyter Server web application."""
+def setup_handlers(web_app: Any, config: NBPlayground | None = None) -> None:
+    """Register the routes on a Jupyter Server web application, with the extension's settings."""
+    web_app.settings["nbplayground_config"] = config if config is not None else NBPlayground()
     base = web_app.settings["base_url"]
     web_app.add_handlers(".*$", [(url_path_join(base, route), handler) for route, handler in ROUTES])

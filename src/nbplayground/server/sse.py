@@ -6,6 +6,7 @@ import json
 import os
 from typing import Any
 
+from nbplayground.core.errors import caller_message
 from nbplayground.core.types import RunResult
 
 #: Seconds of silence before a ``: ping`` comment keeps proxies and clients from timing out.
@@ -39,5 +40,10 @@ def summary(r: RunResult) -> dict[str, Any]:
     if r.data is not None:
         out["data"] = r.to_dict()["data"]
     if r.status == "error":
-        out["error"], out["error_type"] = r.error, r.error_type
+        out["error"], out["error_type"], out["error_status"] = error_message(r), r.error_type, r.error_status
     return out
+
+
+def error_message(r: RunResult) -> str:
+    """A run's error as an API caller sees it: never a provider's own text (see ``errors.caller_message``)."""
+    return caller_message(r.error_type, r.error_status, r.error)

@@ -128,6 +128,21 @@ def _open(path: Path, write: bool, deadline: float) -> Any:
             raise StoreError(f"Could not open the history store {path}: {message}") from None
 
 
+def _private(path: Path) -> None:
+    """Make a file DuckDB created (the database, its WAL) readable by its owner only.
+
+    DuckDB creates files with the process umask (usually 0644) and has no setting for it; the home is
+    0700 already, this keeps the files private even if the folder is opened up later.
+    """
+    if os.name != "posix":
+        return
+    try:
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
+    except OSError:
+        pass  # not there: the WAL exists only between a write and the checkpoint at close
+
+
 def _lock(path: Path, shared: bool, timeout: float | None) -> FileLock:
     return FileLock(
         path.parent / LOCK_FILE, shared=shared, timeout=LOCK_TIMEOUT if timeout is None else timeout
@@ -155,6 +170,7 @@ def ensure_ready(timeout: float | None = None) -> Path:
                 migrate(con)
             finally:
                 con.close()
+            _private(path)  # once per process and file: DuckDB may just have created it
         _migrated.add(key)
     return path
 
@@ -189,6 +205,8 @@ def connect(write: bool, timeout: float | None = None) -> Iterator[Any]:
                 yield con
             finally:
                 _local.open = None
+                if write:  # a crash before the checkpoint at close leaves the WAL behind: keep it private
+                    _private(path.with_name(path.name + ".wal"))
                 con.close()
 
 

@@ -16,7 +16,6 @@ import atexit
 import json
 import os
 import queue
-import re
 import threading
 import time
 import uuid
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from nbplayground import config
+from nbplayground.core import secrets
 from nbplayground.core.errors import StoreError
 from nbplayground.core.types import Media, RunResult, ToolCall, jsonable
 from nbplayground.storage import db
@@ -34,10 +34,10 @@ COLUMNS = (
     "id", "created_at", "surface", "provider", "model", "kind", "status", "error", "error_type", "text",
     "data", "tool_calls", "media", "messages", "params", "variables", "template", "prompt_ref", "tokens_in",
     "tokens_out", "cost_usd", "latency_ms", "ttft_ms", "finish_reason", "thread_id", "parent_id", "group_id",
-    "target_index", "attempts", "row_key",
+    "target_index", "attempts", "row_key", "error_status",
 )  # fmt: skip
 JSON_COLUMNS = frozenset({"data", "tool_calls", "media", "messages", "params", "variables", "template"})
-INT_COLUMNS = frozenset({"tokens_in", "tokens_out", "target_index", "attempts"})
+INT_COLUMNS = frozenset({"tokens_in", "tokens_out", "target_index", "attempts", "error_status"})
 FLOAT_COLUMNS = frozenset({"cost_usd", "latency_ms", "ttft_ms"})
 HISTORY_COLUMNS = (
     "id", "created_at", "surface", "model", "status", "text", "error", "tokens_in", "tokens_out", "cost_usd",
@@ -58,38 +58,19 @@ EXIT_FLUSH_S = 5.0
 # ---------------------------------------------------------------------------------------------------
 # Secrets: the engine strips per-call options already; this is the second line of defence.
 # ---------------------------------------------------------------------------------------------------
-_SECRET_KEY = re.compile(r"key|token|secret|passw|authoriz|credential|cookie|bearer", re.I)
-_COUNT_KEY = re.compile(r"^(max_\w*tokens|min_tokens|budget_tokens|\w*top_logprobs)$", re.I)
+#: Connection settings dropped from stored params at any depth (not secret by name, but never history).
 _DROP_KEYS = frozenset({"api_base", "base_url", "extra_headers", "headers", "timeout", "organization",
                         "api_version", "proxy", "proxies"})  # fmt: skip
-_SECRET_VALUE = re.compile(
-    r"^\s*((?i:bearer)\s+\S{8,}|sk-[\w-]{8,}|sk_[\w-]{8,}|AIza[\w-]{20,}|gh[pousr]_\w{20,}|xox[abpr]-[\w-]{8,})"
-)
-
-
-def _is_secret_key(key: str) -> bool:
-    k = str(key)
-    return k.lower() in _DROP_KEYS or (not _COUNT_KEY.match(k) and bool(_SECRET_KEY.search(k)))
-
-
-def _scrub(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _scrub(v) for k, v in value.items() if not _is_secret_key(k)}
-    if isinstance(value, list | tuple):
-        return [_scrub(v) for v in value]
-    if isinstance(value, str) and _SECRET_VALUE.match(value):
-        return "[redacted]"
-    return value
 
 
 def safe_params(params: dict[str, Any]) -> dict[str, Any]:
     """Params without per-call options or anything that could hold a secret, at any depth.
 
-    Drops ``api_key``, ``api_base``, ``extra_headers``, ``timeout`` and any key that mentions a key,
-    token (but keeps ``max_tokens``-style counts), secret, password or authorization; values that look
-    like an API key or bearer token are redacted.
+    Drops ``api_key``, ``api_base``, ``extra_headers``, ``timeout`` and any field whose name says it holds
+    a key, token (but keeps ``max_tokens``-style counts), secret, password or authorization; values that
+    look like an API key or bearer token are redacted (see :mod:`nbplayground.core.secrets`).
     """
-    return _scrub(dict(params or {}))
+    return secrets.scrub(dict(params or {}), drop=_DROP_KEYS)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -129,15 +110,22 @@ def _dump(value: Any) -> str | None:
         return json.dumps({"unserializable": repr(value)[:2000]}, ensure_ascii=False)
 
 
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a new file only its owner may read: prompts, answers and media are private (see config.home)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
 def _write_media(result: RunResult, home: Path, files: bool = True) -> list[dict[str, Any]]:
     refs = []
     for i, m in enumerate(result.media):
         if files and m.path is None and m.data:
             folder = home / "media"
-            folder.mkdir(exist_ok=True)
+            folder.mkdir(mode=0o700, exist_ok=True)
             name = f"{result.id}-{i}.{media_extension(m.mime)}"
             tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
-            tmp.write_bytes(m.data)
+            _write_private(tmp, m.data)
             tmp.replace(folder / name)  # never a half-written file under the final name
             m.path = f"media/{name}"
         refs.append({"mime": m.mime, "path": m.path, "size": len(m.data), "params": jsonable(m.params),
@@ -159,24 +147,54 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def to_row(result: RunResult, home: Path, media_files: bool = True) -> tuple[Any, ...]:
-    """The ``runs`` row of a result: media bytes go to files (``Media.path`` is set), params lose secrets.
+def _clean(red: secrets.Redactor, value: Any, **kw: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        return red.scrub(value, **kw)
+    except RecursionError:  # nested deeper than Python recurses: keep the run, not the value
+        return {"unserializable": "nested too deeply to store"}
 
+
+def _dump_clean(red: secrets.Redactor, value: Any) -> str | None:
+    """JSON of a value with its secrets redacted: one scan over the JSON text, the data walked only if needed."""
+    text = _dump(value)
+    if text is None:
+        return None
+    clean = red.redact_json(text)
+    return clean if clean is not None else _dump(_clean(red, value, names=False))
+
+
+def to_row(result: RunResult, home: Path, media_files: bool = True) -> tuple[Any, ...]:
+    """The ``runs`` row of a result: media bytes go to files (``Media.path`` is set), secrets go nowhere.
+
+    Every stored text (answer, error, messages, variables, data, tool calls, template) is redacted with
+    :mod:`nbplayground.core.secrets`; params and variables also lose fields whose name says they hold a
+    key, and such values are redacted wherever else they appear in the run.
     ``media_files=False`` records the media metadata without writing files (the last resort at exit).
     """
+    red = secrets.redactor()
+    found: list[str] = []
+    params = _clean(red, dict(result.params or {}), drop=_DROP_KEYS, found=found)
+    variables = _clean(red, result.variables, found=found)
+    if found:  # a variable such as cfg.openai_key: its value is a secret in the prompt and answer too
+        red = red.with_values(found)
+        variables = _clean(red, result.variables)
     values = {
         "id": result.id, "created_at": _utc(result.created_at), "surface": result.surface,
         "provider": result.provider, "model": result.model, "kind": result.kind, "status": result.status,
-        "error": result.error, "error_type": result.error_type, "text": result.text, "data": _dump(result.data),
-        "tool_calls": _dump([t.to_dict() for t in result.tool_calls]) if result.tool_calls else None,
-        "media": _dump(_write_media(result, home, media_files)) if result.media else None,
-        "messages": _dump(result.messages), "params": _dump(safe_params(result.params)),
-        "variables": _dump(result.variables), "template": _dump(result.template), "prompt_ref": result.prompt_ref,
+        "error": result.error and red.redact(result.error), "error_type": result.error_type,
+        "text": result.text and red.redact(result.text), "data": _dump_clean(red, result.data),
+        "tool_calls": _dump_clean(red, [t.to_dict() for t in result.tool_calls]) if result.tool_calls else None,
+        "media": _dump_clean(red, _write_media(result, home, media_files)) if result.media else None,
+        "messages": _dump_clean(red, result.messages), "params": _dump(params),
+        "variables": _dump(variables), "template": _dump_clean(red, result.template),
+        "prompt_ref": result.prompt_ref,
         "tokens_in": _int(result.tokens_in), "tokens_out": _int(result.tokens_out),
         "cost_usd": _float(result.cost_usd), "latency_ms": _float(result.latency_ms),
         "ttft_ms": _float(result.ttft_ms), "finish_reason": result.finish_reason, "thread_id": result.thread_id,
         "parent_id": result.parent_id, "group_id": result.group_id, "target_index": _int(result.target_index),
-        "attempts": _int(result.attempts), "row_key": result.row_key,
+        "attempts": _int(result.attempts), "row_key": result.row_key, "error_status": _int(result.error_status),
     }  # fmt: skip
     return tuple(values[c] for c in COLUMNS)
 
@@ -470,10 +488,10 @@ class _Writer:
         if not rows:
             return None
         folder = self.home / "pending"
-        folder.mkdir(exist_ok=True)
+        folder.mkdir(mode=0o700, exist_ok=True)
         path = folder / f"{os.getpid()}-{uuid.uuid4().hex}.jsonl"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(_row_to_json(r) + "\n" for r in rows), encoding="utf-8")
+        _write_private(tmp, "".join(_row_to_json(r) + "\n" for r in rows).encode("utf-8"))
         tmp.replace(path)  # readers only ever see complete files
         return path
 
@@ -658,6 +676,7 @@ def _from_row(row: dict[str, Any]) -> RunResult:
         template=load("template"), prompt_ref=row["prompt_ref"], thread_id=row["thread_id"],
         parent_id=row["parent_id"], group_id=row["group_id"], target_index=int(num("target_index") or 0),
         attempts=int(num("attempts") or 1), row_key=row.get("row_key"),
+        error_status=None if num("error_status") is None else int(row["error_status"]),
         created_at=_utc(created) if isinstance(created, datetime) else datetime.now(UTC),
     )  # fmt: skip
 
@@ -749,7 +768,7 @@ def page(
     with db.connect(write=False) as con:
         total = con.execute(f"SELECT count(*) FROM runs {clause}", args).fetchone()[0]
         rows = _dicts(con.execute(
-            f"SELECT {', '.join(HISTORY_COLUMNS)}, messages FROM runs {clause}"
+            f"SELECT {', '.join(HISTORY_COLUMNS)}, error_type, error_status, messages FROM runs {clause}"
             "ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?", [*args, int(limit), int(offset)],
         ))  # fmt: skip
     for row in rows:

@@ -83,6 +83,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     ("0004_runs_row_key", "ALTER TABLE runs ADD COLUMN row_key VARCHAR;"),
+    ("0005_runs_error_status", "ALTER TABLE runs ADD COLUMN error_status INTEGER;"),
 ]
 
 

@@ -290,7 +290,10 @@ class Playground(anywidget.AnyWidget):
             rf = info.get("response_format")
             targets.append({"model": r.model, "params": dict(r.params or {}),
                             "response_format": json.dumps(rf) if rf else None, "tools": bool(info.get("tools"))})  # fmt: skip
-        variables = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (run.variables or {}).items()}
+        from nbplayground.core.templating import nest
+
+        stored = nest(run.variables or {})  # runs store values by placeholder path: back into objects
+        variables = {k: v if isinstance(v, str) else json.dumps(v) for k, v in stored.items()}
         self.set_state_from_python(
             messages=msgs, base_messages=msgs, variables=variables, targets=targets,
             outputs=[_result_state(r) for r in group[:MAX_TARGETS]], previous=[None] * len(targets),
@@ -317,14 +320,14 @@ class Playground(anywidget.AnyWidget):
         return [{k: v for k, v in m.items() if k in ("role", "content", "tool_call_id", "tool_calls", "name")}
                 for m in self.messages]  # fmt: skip
 
-    def _rendered(self) -> list[dict[str, Any]]:
+    def _rendered(self, resolved: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """System and user messages are templates; assistant and tool turns are sent verbatim."""
         from nbplayground.core import templating
 
         msgs = self._template()
         variables = {k: _variable_value(v) for k, v in self.variables.items() if str(v) != ""}
         idx = [i for i, m in enumerate(msgs) if m["role"] in ("system", "user")]
-        rendered = templating.render_messages([msgs[i] for i in idx], variables)
+        rendered = templating.render_messages([msgs[i] for i in idx], variables, resolved=resolved)
         for i, m in zip(idx, rendered, strict=True):
             msgs[i] = m
         for m in msgs:
@@ -344,8 +347,8 @@ class Playground(anywidget.AnyWidget):
         from nbplayground.core import providers
         from nbplayground.core.types import new_id
 
-        rendered = self._rendered()
-        variables = {k: _variable_value(v) for k, v in self.variables.items() if str(v) != ""}
+        variables: dict[str, Any] = {}  # stored: each placeholder's value, never whole objects
+        rendered = self._rendered(variables)
         group_id = new_id() if len(self.targets) > 1 else None
         requests = []
         for i, target in enumerate(self.targets):
