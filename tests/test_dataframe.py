@@ -81,7 +81,9 @@ def test_all_four_kinds(frame):
         "c", prompt="{{question}}", model="mock/lorem", params={"max_tokens": 2}, progress=False
     )
     assert all(len(v.split()) == 2 for v in chat["c"])
-    html = nbp.dataframe._frame_html(img)
+    from nbplayground import frames
+
+    html = frames.frame_html(img)
     assert '<img src="data:image/png;base64,' in html
 
 

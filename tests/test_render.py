@@ -10,11 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import nbplayground as nbp
+from nbplayground import frames
 from nbplayground.core import display, render
 from nbplayground.core.types import Media, RunResult, ToolCall
 from nbplayground.storage.registry import Prompt, PromptDiff
 from support.htmlcheck import in_no_math_container, problems
+from support.kernel import Kernel
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS_FILE = ROOT / "tests" / "support" / "xss_payloads.json"
@@ -24,7 +25,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16
 def _corpus() -> list[tuple[str, str]]:
     data = json.loads(CORPUS_FILE.read_text(encoding="utf-8"))
     items = data["payloads"] if isinstance(data, dict) else data
-    return [(str(p["id"]), str(p["payload"])) for p in items]
+    return [(str(p["id"]), str(p["payload"]).replace("NBPID", str(p["id"]))) for p in items]
 
 
 CORPUS = _corpus()
@@ -63,10 +64,8 @@ def _surfaces(payload: str) -> dict[str, str]:
         )._repr_html_(),
         "prompt diff": PromptDiff("a", "b", payload)._repr_html_(),
     }
-    from nbplayground.dataframe import _frame_html
-
     frame = pd.DataFrame({payload[:30] or "c": [payload], "image": [media], "n": [1]})
-    out["DataFrame with media"] = _frame_html(frame)
+    out["DataFrame with media"] = frames.frame_html(frame)
     return out
 
 
@@ -108,50 +107,51 @@ def test_media_mime_types_from_a_provider_never_reach_a_data_uri_unchecked():
 
 def test_dataframe_cells_are_escaped_when_a_media_column_is_shown():
     frame = pd.DataFrame({"<b>col</b>": ["<img src=x onerror=alert(1)>"], "m": [Media(mime="image/png", data=PNG)]})
-    from nbplayground.dataframe import _frame_html
-
-    html = _frame_html(frame)
+    html = frames.frame_html(frame)
     assert "&lt;img src=x onerror=alert(1)&gt;" in html and "&lt;b&gt;col&lt;/b&gt;" in html
     assert html.count("<img") == 1 and problems(html) == []
 
 
-def test_thread_view_escapes_turns(kernel_shell):
-    kernel_shell.run_cell("%load_ext nbplayground")
-    nbp.run("<img src=x onerror=alert(1)> **hi**", model="mock/echo", thread_id="t1")
-    from nbplayground.storage import history
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory):
+    """A real python3 kernel with nbplayground loaded, in its own home."""
+    k = Kernel({"NBPLAYGROUND_HOME": str(tmp_path_factory.mktemp("render") / "home"), "OPENAI_API_KEY": ""})
+    ex = k.run("%load_ext nbplayground\nimport nbplayground as nbp, pandas as pd")
+    assert ex.error is None, ex.error
+    yield k
+    k.shutdown()
 
-    assert history.flush()
-    shown = kernel_shell.displayed("%prompt_chat t1")
-    assert "text/markdown" not in shown and problems(shown["text/html"]) == []
-    assert "&lt;img src=x onerror=alert(1)&gt;" in shown["text/html"]
+
+def run(kernel, code: str) -> None:
+    ex = kernel.run(code)
+    assert ex.error is None, ex.error
 
 
-@pytest.fixture
-def kernel_shell():
-    """An IPython shell whose displayed bundles can be read back."""
-    from IPython.core.interactiveshell import InteractiveShell
+def shown(kernel, code: str) -> dict[str, str]:
+    ex = kernel.run(code)
+    assert ex.error is None, ex.error
+    return ex.final["data"]
 
-    shell = InteractiveShell.instance()
-    seen: list[dict[str, str]] = []
-    pub = shell.display_pub
-    original = pub.publish
 
-    def publish(data, metadata=None, **kw):
-        seen.append(data)
+def test_thread_view_escapes_turns(kernel):
+    run(kernel, "r = nbp.run('<img src=x onerror=alert(1)> **hi**', model='mock/echo', thread_id='t1')")
+    run(kernel, "from nbplayground.storage import history; _ = history.flush()")
+    data = shown(kernel, "%prompt_chat t1")
+    assert "text/markdown" not in data and problems(data["text/html"]) == []
+    assert "&lt;img src=x onerror=alert(1)&gt; <strong>hi</strong>" in data["text/html"]
 
-    pub.publish = publish
 
-    def displayed(line: str) -> dict[str, str]:
-        seen.clear()
-        shell.run_cell(line)
-        assert seen, f"{line} displayed nothing"
-        return seen[-1]
-
-    shell.displayed = displayed  # type: ignore[attr-defined]
-    try:
-        yield shell
-    finally:
-        pub.publish = original
+def test_frames_nbplayground_returns_show_without_math_and_others_are_left_alone(kernel):
+    run(kernel, "_ = nbp.run('It costs $5 and $7 <b>now</b>', model='mock/echo')")
+    run(kernel, "from nbplayground.storage import history; _ = history.flush()")
+    for code in ("nbp.history()", "nbp.sql('select text from runs')", "%prompt_history 5", "nbp.prompts.list()"):
+        html = shown(kernel, code)["text/html"]
+        assert in_no_math_container(html) and problems(html) == [], code
+        if "prompts" not in code:
+            assert "It costs $5 and $7 &lt;b&gt;now&lt;/b&gt;" in html, code
+    # a user's own frame keeps pandas' own display
+    html = shown(kernel, "pd.DataFrame({'x': ['$a$']})")["text/html"]
+    assert not in_no_math_container(html) and "$a$" in html
 
 
 # -- the widget's twin: js/lib/markdown.ts under jsdom -------------------------------------------------

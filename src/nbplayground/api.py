@@ -242,7 +242,9 @@ class Comparison(list[RunResult]):
             "ttft_ms",
             "id",
         ]
-        return pd.DataFrame([{c: getattr(r, c) for c in cols} for r in self], columns=cols)
+        from nbplayground import frames
+
+        return frames.shown(pd.DataFrame([{c: getattr(r, c) for c in cols} for r in self], columns=cols))
 
     def _repr_html_(self) -> str:
         """Side-by-side columns, sanitized (the same output as ``%%prompt --compare``)."""
@@ -346,7 +348,9 @@ def providers() -> Any:
                      "transport": "native" if provider in P.OPENAI_WIRE else "litellm"})  # fmt: skip
     df = pd.DataFrame(rows)
     df["n_models"] = df["models"].map(len)
-    return df[["provider", "key_status", "key_env", "transport", "n_models", "models"]]
+    from nbplayground import frames
+
+    return frames.shown(df[["provider", "key_status", "key_env", "transport", "n_models", "models"]])
 
 
 class _Prompts:
@@ -366,15 +370,17 @@ class _Prompts:
 
     def list(self) -> Any:
         """One row per prompt: latest version, labels, model, updated_at."""
+        from nbplayground import frames
         from nbplayground.storage import registry
 
-        return registry.list()
+        return frames.shown(registry.list())
 
     def versions(self, name: str) -> Any:
         """Every version of one prompt."""
+        from nbplayground import frames
         from nbplayground.storage import registry
 
-        return registry.versions(name)
+        return frames.shown(registry.versions(name))
 
     def diff(self, ref_a: str, ref_b: str) -> Any:
         """A unified diff between two versions (``.text``; renders as a diff block)."""
@@ -404,9 +410,12 @@ def history(
     **filters: Any,
 ) -> Any:
     """Recent runs from every surface as a pandas DataFrame, newest first."""
+    from nbplayground import frames
     from nbplayground.storage import history as store
 
-    return store.history(limit=limit, offset=offset, model=model, surface=surface, status=status, **filters)
+    return frames.shown(
+        store.history(limit=limit, offset=offset, model=model, surface=surface, status=status, **filters)
+    )
 
 
 def get_run(run_id: str) -> RunResult | None:
@@ -418,6 +427,7 @@ def get_run(run_id: str) -> RunResult | None:
 
 def sql(query: str, params: list[Any] | None = None) -> Any:
     """Read-only SQL over the history database (tables ``runs``, ``prompts``, ``prompt_labels``)."""
+    from nbplayground import frames
     from nbplayground.storage import history as store
 
-    return store.sql(query, params)
+    return frames.shown(store.sql(query, params))

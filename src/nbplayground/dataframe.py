@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-import secrets
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
+from nbplayground import frames
 from nbplayground.core import errors as E
 from nbplayground.core import providers, templating
 from nbplayground.core.batch import AIMDLimiter, Batch
@@ -297,7 +296,7 @@ def run_prompt(
             "interrupted": interrupted, "budget_exhausted": budget_hit[0]}  # fmt: skip
     out.attrs["nbplayground"] = info
     out.attrs["batch_id"] = group_id
-    _register_html()
+    frames.shown(out)
     return None if inplace else out
 
 
@@ -422,59 +421,6 @@ def _typed(series: pd.Series, prop: dict[str, Any]) -> pd.Series:
         return series.astype(dtype)
     except (TypeError, ValueError):
         return series.astype(object)
-
-
-def _frame_html(df: pd.DataFrame) -> str:
-    """A frame with Media cells as HTML: every other cell (and every header) escaped by pandas.
-
-    Media cells become a placeholder token first, so pandas escapes everything else, and only then the
-    tokens are swapped for nbplayground's own media HTML.
-    """
-    from nbplayground.core import render
-
-    media: list[str] = []
-    nonce = secrets.token_hex(8)  # a cell's own text can never name a placeholder
-
-    def token(v: Any) -> Any:
-        if isinstance(v, Media):
-            media.append(render.media(v))
-            return f"nbp-media-{nonce}-{len(media) - 1}"
-        return v
-
-    media_cols = [c for c in df.columns if df[c].map(lambda v: isinstance(v, Media)).any()]
-    shown = df.copy()
-    for c in media_cols:
-        shown[c] = shown[c].map(token)
-    out = shown.to_html(escape=True, max_rows=60, max_cols=40)
-    out = re.sub(f"nbp-media-{nonce}-(\\d+)", lambda m: media[int(m.group(1))], out)
-    return render.page(out)
-
-
-_registered = False
-
-
-def _register_html() -> None:
-    """Show Media cells (thumbnails, audio players) inline in notebook DataFrame displays."""
-    global _registered
-    if _registered:
-        return
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return
-    ip = get_ipython()
-    if ip is None:
-        return
-    formatter = ip.display_formatter.formatters["text/html"]
-    previous = formatter.lookup_by_type(pd.DataFrame) if pd.DataFrame in formatter.type_printers else None
-
-    def html(df: pd.DataFrame) -> str | None:
-        if any(df[c].dtype == object and df[c].map(lambda v: isinstance(v, Media)).any() for c in df.columns):
-            return _frame_html(df)
-        return previous(df) if previous is not None else df._repr_html_()
-
-    formatter.for_type(pd.DataFrame, html)
-    _registered = True
 
 
 @pd.api.extensions.register_dataframe_accessor("prompt")

@@ -55,8 +55,13 @@ class _Walk(HTMLParser):
         self.problems.append("a processing instruction")
 
 
+#: pandas' own constant stylesheet for frames (cells are escaped, so text cannot produce this tag).
+PANDAS_STYLE = re.compile(r"<style scoped>\s*\.dataframe tbody tr th:only-of-type \{.*?</style>", re.S)
+
+
 def problems(html: str) -> list[str]:
     """Everything in ``html`` that a hostile text could have put there (empty when the HTML is safe)."""
+    html = PANDAS_STYLE.sub("", html)
     walk = _Walk()
     walk.feed(html)
     walk.close()
@@ -65,4 +70,4 @@ def problems(html: str) -> list[str]:
 
 def in_no_math_container(html: str) -> bool:
     """The output sits in the container MathJax skips (so ``$5 and $7`` stays text)."""
-    return html.startswith(f'<div class="{render.CONTAINER_CLASS}">') and html.endswith("</div>")
+    return html.startswith(render.CONTAINER_OPEN) and html.endswith("</div>")

@@ -43,6 +43,12 @@ class Behaviour:
     error_message: str = "mock failure"
 
 
+def last_user_text(body: dict[str, Any]) -> str:
+    """The last user message of a chat request (what an echoing model answers)."""
+    users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+    return str(users[-1]["content"]) if users else ""
+
+
 @dataclass
 class OpenAIServer:
     tokens: int = 20
@@ -146,8 +152,7 @@ class OpenAIServer:
             self.bodies.append(data)
             behaviour = self.script.pop(0) if self.script else self._chaos()
             if self.echo and behaviour.text is None:
-                users = [m for m in data.get("messages", []) if m.get("role") == "user"]
-                behaviour.text = str(users[-1]["content"]) if users else ""
+                behaviour.text = last_user_text(data)
             return await self._chat(data, behaviour, reader, writer)
         if path.endswith("/images/generations"):
             self.bodies.append(json.loads(body or b"{}"))

@@ -34,6 +34,8 @@ PROFILE_PATH = Path(__file__).with_name("sanitize_profile.json")
 
 #: The container of every HTML output: MathJax 3 skips ``mathjax_ignore``, MathJax 2 ``tex2jax_ignore``.
 CONTAINER_CLASS = "nbp-out mathjax_ignore tex2jax_ignore"
+#: Its opening tag: long unbroken words (URLs, base64, payloads) wrap instead of overflowing the output.
+CONTAINER_OPEN = f'<div class="{CONTAINER_CLASS}" style="overflow-wrap:anywhere">'
 
 #: Media types shown inline (as data: URIs built from the bytes); anything else is described, not embedded.
 INLINE_MIME = re.compile(r"^(image/(png|jpeg|gif|webp)|audio/(wav|x-wav|mpeg|mp3|ogg|webm|flac|aac|mp4))$")
@@ -159,7 +161,7 @@ def media(m: Media) -> str:
 
 def page(*blocks: str) -> str:
     """Join HTML blocks (each already safe) in the container every nbplayground output uses."""
-    return f'<div class="{CONTAINER_CLASS}">{"".join(b for b in blocks if b)}</div>'
+    return f'{CONTAINER_OPEN}{"".join(b for b in blocks if b)}</div>'
 
 
 def bundle(body_html: str, plain: str) -> dict[str, str]:

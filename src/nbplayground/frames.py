@@ -1,0 +1,86 @@
+"""How nbplayground's DataFrames show in a notebook: cells escaped, media inline, no math.
+
+Frames nbplayground returns (run-prompt results, history, SQL, the registry, providers) hold model text.
+pandas escapes HTML in cells, but JupyterLab typesets ``$...$`` in HTML outputs as LaTeX, so two dollar
+amounts in an answer would turn the text between them into math. :func:`shown` marks such a frame; the
+``text/html`` formatter registered here puts marked frames in the container MathJax skips, and renders
+``Media`` cells as nbplayground's own images and players (every other cell still escaped).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+import pandas as pd
+
+from nbplayground.core import render
+from nbplayground.core.types import Media
+
+#: ``df.attrs`` key of frames that nbplayground returned (pandas carries attrs through slicing and copies).
+MARK = "nbplayground_frame"
+
+
+def shown(df: Any) -> Any:
+    """Mark a frame as nbplayground's (so it displays without math) and return it."""
+    if isinstance(df, pd.DataFrame):
+        df.attrs[MARK] = True
+        _register_html()
+    return df
+
+
+def _has_media(df: pd.DataFrame) -> bool:
+    return any(df[c].dtype == object and df[c].map(lambda v: isinstance(v, Media)).any() for c in df.columns)
+
+
+def frame_html(df: pd.DataFrame) -> str:
+    """A frame with Media cells as HTML: every other cell (and every header) escaped by pandas.
+
+    Media cells become a placeholder token first, so pandas escapes everything else, and only then the
+    tokens are swapped for nbplayground's own media HTML.
+    """
+    media: list[str] = []
+    nonce = secrets.token_hex(8)  # a cell's own text can never name a placeholder
+
+    def token(v: Any) -> Any:
+        if isinstance(v, Media):
+            media.append(render.media(v))
+            return f"nbp-media-{nonce}-{len(media) - 1}"
+        return v
+
+    out_frame = df.copy()
+    for c in df.columns:
+        if df[c].dtype == object and df[c].map(lambda v: isinstance(v, Media)).any():
+            out_frame[c] = out_frame[c].map(token)
+    out = out_frame.to_html(escape=True, max_rows=60, max_cols=40)
+    out = re.sub(f"nbp-media-{nonce}-(\\d+)", lambda m: media[int(m.group(1))], out)
+    return render.page(out)
+
+
+_registered = False
+
+
+def _register_html() -> None:
+    """Install the DataFrame ``text/html`` formatter in the running IPython (once; no-op outside IPython)."""
+    global _registered
+    if _registered:
+        return
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    ip = get_ipython()
+    if ip is None:
+        return
+    formatter = ip.display_formatter.formatters["text/html"]
+    previous = formatter.lookup_by_type(pd.DataFrame) if pd.DataFrame in formatter.type_printers else None
+
+    def html(df: pd.DataFrame) -> str | None:
+        if _has_media(df):
+            return frame_html(df)
+        out = previous(df) if previous is not None else df._repr_html_()
+        return render.page(out) if out and df.attrs.get(MARK) else out
+
+    formatter.for_type(pd.DataFrame, html)
+    _registered = True
