@@ -357,3 +357,14 @@ def test_a_registry_prompt_naming_os_is_refused_in_a_notebook_and_stores_nothing
     for path in _files_under(home):
         raw = path.read_bytes()
         assert b"plain-env-value-31337" not in raw and OPAQUE.encode() not in raw, path
+
+
+def test_a_key_pasted_into_a_saved_prompt_never_lands(nbp_home, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", ENV_KEY)
+    saved = nbp.prompts.save("team/leaky", messages=[{"role": "system", "content": f"Use key {ENV_KEY} here"},
+                                                     {"role": "user", "content": "token ghp_" + "a" * 36}],
+                             description=f"key is {CALL_KEY}")  # fmt: skip
+    assert ENV_KEY not in json.dumps(saved.messages) and "ghp_***" in saved.messages[1]["content"]
+    stored = nbp.sql("select messages, description from prompts where name = 'team/leaky'")
+    _assert_clean(stored.to_json(), "prompts table")
+    assert "ghp_" + "a" * 36 not in stored.to_json()
