@@ -8,13 +8,19 @@ and reused by later runs. Baselines measured in the same process:
 
 - ``history()``: a bare ``duckdb.connect(read_only=True)`` + the same SELECT (what the store adds:
   the cross-process lock, the flush of this process's own runs, the pending-file check);
-- ``record()``: an empty function call with the same argument (the caller's side; writing is async).
+- ``record()``: an empty function call with the same argument (the caller's side: the row is built and
+  its journal line written and flushed before it returns; storing it in DuckDB is async).
+
+The store's CPU per run is the process CPU (``time.process_time``: the caller, the writer thread and
+DuckDB's threads) of recording a batch of runs and flushing it, per run: for single runs (an interactive
+session) and batches, into an empty store and into a copy of the big one.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -67,6 +73,34 @@ def build(home: Path, rows: int) -> None:
     con.execute("CHECKPOINT")
     con.close()
     print(f"built {rows - have:,} rows in {time.perf_counter() - t0:.1f} s")
+
+
+def make_results(n: int) -> list:
+    """Runs like an interactive one: a 360-character answer, a 300-character prompt."""
+    from nbplayground.core.types import RunResult
+
+    return [
+        RunResult(id=f"bench-{time.time_ns()}-{i}", model="mock/echo", text="hello " * 60,
+                  messages=[{"role": "user", "content": "hi " * 100}], params={"temperature": 0.2})
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def store_cpu(results: list, batch: int, rounds: int) -> float:
+    """Median process CPU per run (caller, writer thread and DuckDB) to record ``batch`` runs and flush them."""
+    from nbplayground.storage import history
+
+    runs = iter(results)
+    history.record(next(runs))  # the writer thread and the store are warm before timing
+    history.flush()
+    samples = []
+    for _ in range(rounds):
+        c0 = time.process_time()
+        for _ in range(batch):
+            history.record(next(runs))
+        history.flush(timeout=120)
+        samples.append((time.process_time() - c0) * 1000 / batch)
+    return statistics.median(samples)
 
 
 def median_ms(fn, n: int) -> float:
@@ -122,16 +156,14 @@ def main() -> None:
         plan = "\n".join(r[1] for r in con.execute("EXPLAIN " + query).fetchall())
     top_n = "Top N" in plan or "TOP_N" in plan
 
-    # record(): the caller's cost against an empty call with the same argument, in a scratch home so the
-    # benchmark store keeps exactly --rows runs.
+    # record(): the caller's cost against an empty call with the same argument, and its parts (the row:
+    # scrub and repair; the journal line: written and flushed), in a scratch home so the benchmark store
+    # keeps exactly --rows runs. Then the store's CPU per run (every thread: caller, writer, DuckDB).
     scratch = tempfile.TemporaryDirectory(prefix="nbp-bench-record-")
     os.environ["NBPLAYGROUND_HOME"] = scratch.name
     calls = 1000
-    results = [
-        RunResult(id=f"bench-{time.time_ns()}-{i}", model="mock/echo", text="hello " * 60,
-                  messages=[{"role": "user", "content": "hi " * 100}], params={"temperature": 0.2})
-        for i in range(calls)
-    ]  # fmt: skip
+    results = make_results(calls + 4200)
+    spare, results = results[calls:], results[:calls]
 
     def noop(r: RunResult) -> None:
         pass
@@ -144,16 +176,33 @@ def main() -> None:
             times.append(time.perf_counter() - t0)
         return statistics.median(times) * 1000
 
-    history.record(results[0])  # start the writer thread outside the timing
+    from nbplayground.storage import journal, rows
+
+    history.record(spare.pop())  # start the writer thread outside the timing
     history.flush()
     empty = per_call(noop)
     rec = per_call(history.record)
     t0 = time.perf_counter()
     history.flush(timeout=120)
     drain = (time.perf_counter() - t0) * 1000
-
+    home = Path(scratch.name)
+    row_ms = per_call(lambda r: rows.to_row(r, home))
+    line = rows.to_json(rows.to_row(results[0], home))
+    line_ms = per_call(lambda r: rows.to_json(rows.to_row(r, home))) - row_ms
+    side = journal.Journal(home / "bench-journal")
+    append_ms = per_call(lambda r: side.append(line))
+    side.close()
+    cpu = {n: store_cpu(spare, n, rounds) for n, rounds in ((1, 30), (10, 10), (100, 10), (1000, 3))}
     history.reset_for_tests()  # stop the writer before its scratch home goes away
     scratch.cleanup()
+
+    # One run at a time into a copy of the big store: what an interactive run costs there.
+    big = tempfile.TemporaryDirectory(prefix="nbp-bench-big-")
+    os.environ["NBPLAYGROUND_HOME"] = big.name
+    shutil.copy(path, Path(big.name) / db.DB_FILE)
+    cpu_big = store_cpu(make_results(31), 1, 30)
+    history.reset_for_tests()
+    big.cleanup()
 
     print(f"store: {count:,} runs, {size_mb:.0f} MB at {path}")
     print(f"history() over {count:,} runs: {ours:.1f} ms (budget 100 ms); bare duckdb open+query {base:.1f} ms "
@@ -162,8 +211,12 @@ def main() -> None:
     print(f"history(model=..., status=...): {filtered:.1f} ms")
     print(f"history(thread_id=...): {by_thread:.1f} ms")
     print(f"get_run(id): {by_id:.1f} ms; get_run(10-char prefix): {by_prefix:.1f} ms")
-    print(f"record() caller cost: {rec:.4f} ms (budget 5 ms); empty call {empty:.4f} ms")
+    print(f"record() caller cost: {rec:.4f} ms (journal budget 0.2 ms); empty call {empty:.4f} ms; parts: "
+          f"row {row_ms:.4f} ms, JSON line {line_ms:.4f} ms, journal append {append_ms:.4f} ms")  # fmt: skip
     print(f"background writer: {calls:,} queued runs on disk {drain:.0f} ms after the last record()")
+    print("store CPU per run (process CPU, every thread, record() + flush() of a batch): "
+          + ", ".join(f"batch of {n}: {ms:.2f} ms" for n, ms in cpu.items())
+          + f"; one run into the {count:,}-run store: {cpu_big:.2f} ms (aim 5 ms)")  # fmt: skip
 
 
 if __name__ == "__main__":

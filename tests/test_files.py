@@ -62,23 +62,31 @@ def test_a_fresh_home_is_0700_and_every_file_in_it_0600(tmp_path, monkeypatch):
         nbp.prompts.save("a/b", content="hi {{x}}")
         assert history.flush()
     _assert_private(home, modes(home))
-    # a process that cannot reach the store spills its runs to pending/ at exit
+    # a process that cannot reach the store leaves its runs in its journal at exit
     (home / db.DB_FILE).rename(home / "moved.duckdb")
     (home / db.DB_FILE).mkdir()
     proc = subprocess.run([sys.executable, "-W", "ignore", "-c", SPILLER.format(src=SRC)],
                           capture_output=True, text=True, timeout=120, env={**os.environ})  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert len(list((home / "pending").glob("*.jsonl"))) == 1
+    [left] = [p for p in (home / "journal").glob("*.jsonl") if not p.name.startswith(f"{os.getpid()}-")]
+    assert mode(left) == 0o600 and mode(home / "journal") == 0o700
     (home / db.DB_FILE).rmdir()
     (home / "moved.duckdb").rename(home / db.DB_FILE)
-    history.reset_for_tests()  # every connection closed: what stays on disk is all there is
+    # a line the store cannot take goes to quarantine/
+    (home / "pending").mkdir(mode=0o700)
+    (home / "pending" / "1-old.jsonl").write_text('{"no": "id"}\n')
+    os.chmod(home / "pending" / "1-old.jsonl", 0o600)
+    history.record(nbp.RunResult(id="own-run", model="mock/echo"))  # its journal is removed at reset
+    with pytest.warns(RuntimeWarning, match="quarantined"):
+        history.reset_for_tests()  # every connection closed: what stays on disk is all there is
 
     found = modes(home)
-    assert {db.DB_FILE, db.LOCK_FILE, "media", "pending"} <= {name.split("/")[0] for name in found}
+    assert {db.DB_FILE, db.LOCK_FILE, "media", "journal", "quarantine"} <= {n.split("/")[0] for n in found}
     assert len([n for n in found if n.startswith("media/")]) == 2  # the image and the audio
-    assert len([n for n in found if n.startswith("pending/")]) == 1
+    assert not [n for n in found if n.startswith("journal/")]  # the child's was taken in, ours removed
+    assert len([n for n in found if n.startswith("quarantine/")]) == 1
     _assert_private(home, found)
-    assert nbp.get_run("spilled-0")  # the next writer took the spilled run in
+    assert nbp.get_run("spilled-0")  # the writer took the child's run in
 
 
 def test_an_open_home_is_tightened_once_with_one_notice(tmp_path, monkeypatch):

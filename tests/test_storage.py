@@ -147,7 +147,7 @@ def test_locked_store_warns_once_loses_nothing(nbp_home, monkeypatch):
     assert sorted(nbp.history()["text"]) == [f"r{i}" for i in range(5)]
 
 
-def test_unwritable_runs_spill_at_exit_and_are_ingested(nbp_home):
+def test_unwritable_runs_stay_in_the_journal_at_exit_and_are_taken_in(nbp_home):
     db.ensure_ready()
     script = textwrap.dedent(f"""
         import sys; sys.path.insert(0, {SRC!r})
@@ -165,11 +165,12 @@ def test_unwritable_runs_spill_at_exit_and_are_ingested(nbp_home):
         [sys.executable, "-W", "ignore", "-c", script], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
-    pending = list((nbp_home / "pending").glob("*.jsonl"))
-    assert len(pending) == 1 and len(pending[0].read_text().splitlines()) == 3
+    journals = list((nbp_home / "journal").glob("*.jsonl"))
+    assert len(journals) == 1 and len(journals[0].read_text().splitlines()) == 3
+    assert not (nbp_home / "pending").exists()
     df = nbp.history()
     assert sorted(df["text"]) == ["spilled 0", "spilled 1", "spilled 2"]
-    assert not list((nbp_home / "pending").glob("*.jsonl"))
+    assert not journals[0].exists()
 
 
 # ---------------------------------------------------------------------------------------------------

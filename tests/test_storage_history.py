@@ -244,7 +244,7 @@ def test_record_costs_the_caller_microseconds(nbp_home):
     for r in results[1:]:
         history.record(r)
     per_call_ms = (time.perf_counter() - t0) / (len(results) - 1) * 1000
-    assert per_call_ms < 0.5, per_call_ms  # the benchmark measures ~1 µs; this only catches a regression
+    assert per_call_ms < 0.5, per_call_ms  # ~0.1 ms measured (the row and its journal line); a regression check
     assert history.flush()
     assert int(history.sql("SELECT count(*) AS n FROM runs")["n"][0]) == 2000
 
@@ -380,22 +380,23 @@ def test_locked_store_warns_once_and_loses_nothing(nbp_home, monkeypatch):
     assert sorted(history.history(limit=100)["id"]) == sorted(make(i).id for i in range(60))
 
 
-def test_unwritable_media_folder_keeps_the_run_and_does_not_block_others(nbp_home):
+def test_unwritable_media_folder_keeps_the_run_and_its_media_in_the_fallback_home(nbp_home, tmp_path,
+                                                                                  monkeypatch):  # fmt: skip
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "runtime"))
     nbp_home.mkdir(parents=True, exist_ok=True)
     (nbp_home / "media").write_text("a file where the media folder should be")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         history.record(make(1, media=[Media(mime="image/png", data=b"png")]))
         history.record(make(2))
-        assert history.flush(timeout=10) is False
-        assert history.flush(timeout=10) is False
+        assert history.flush(timeout=10) is True  # neither run is held up
     messages = stored_warnings(caught)
     assert len(messages) == 1 and "media" in messages[0], messages
-    assert history.sql("SELECT id FROM runs")["id"].tolist() == [make(2).id]  # the others are not held up
-
-    (nbp_home / "media").unlink()
-    assert history.flush(timeout=10) is True
-    assert history.get_run(make(1).id).media[0].data == b"png"
+    back = history.get_run(make(1).id)
+    path = Path(back.media[0].path)
+    assert back.media[0].data == b"png" and path.is_absolute() and str(path.parent) in messages[0]
+    assert path.is_relative_to(tmp_path / "runtime" / "nbplayground")
+    assert sorted(history.sql("SELECT id FROM runs")["id"]) == sorted([make(1).id, make(2).id])
 
 
 SPILLER = """
@@ -411,22 +412,23 @@ print("recorded", flush=True)
 """
 
 
-def test_unwritable_runs_spill_at_exit_and_the_next_writer_ingests_them(nbp_home):
+def test_unwritable_runs_stay_in_the_journal_at_exit_and_the_next_writer_takes_them_in(nbp_home):
     (nbp_home / db.DB_FILE).mkdir()  # the child cannot write: its runs must survive its exit
     proc = subprocess.run(
         [sys.executable, "-W", "ignore", "-c", SPILLER.format(src=SRC)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0 and proc.stdout.strip() == "recorded", proc.stderr
-    pending = list((nbp_home / "pending").glob("*.jsonl"))
-    assert len(pending) == 1 and len(pending[0].read_text().splitlines()) == 3
-    assert b"SECRET123" not in pending[0].read_bytes()
+    journals = list((nbp_home / "journal").glob("*.jsonl"))
+    assert len(journals) == 1 and len(journals[0].read_text().splitlines()) == 3
+    assert b"SECRET123" not in journals[0].read_bytes()
+    assert not (nbp_home / "pending").exists()
     assert (nbp_home / "media" / ("spilled-00" + "0" * 22 + "-0.png")).read_bytes() == b"png 0"
 
     (nbp_home / db.DB_FILE).rmdir()
     history.record(make(1))
     assert history.flush()
-    assert not list((nbp_home / "pending").glob("*.jsonl"))  # the writer took them in, then deleted them
+    assert not journals[0].exists()  # the writer took it in, then deleted it
     df = history.history()
     assert sorted(df["text"]) == sorted(["spilled 0", "spilled 1", "spilled 2", make(1).text])
     assert history.get_run("spilled-00").media[0].data == b"png 0"
@@ -446,16 +448,22 @@ def test_a_reader_ingests_spilled_runs_and_nothing_is_written_twice(nbp_home):
     assert not list((nbp_home / "pending").iterdir())
 
 
-def test_a_corrupt_pending_file_is_set_aside(nbp_home):
+def test_a_bad_line_in_a_pending_file_is_quarantined_and_the_good_ones_stored(nbp_home):
+    good = history._row_to_json(history.to_row(make(2), nbp_home))
     (nbp_home / "pending").mkdir(parents=True)
-    (nbp_home / "pending" / "1-x.jsonl").write_text("{not json\n")
+    (nbp_home / "pending" / "1-x.jsonl").write_text(f"{{not json\n{good}\n")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         history.record(make(1))
         assert history.flush()
-    assert (nbp_home / "pending" / "1-x.bad").exists()
-    assert any("unreadable pending file" in str(w.message) for w in caught)
-    assert len(history.history()) == 1
+    assert not list((nbp_home / "pending").iterdir())
+    messages = stored_warnings(caught)
+    assert len(messages) == 1 and "quarantine" in messages[0], messages
+    assert sorted(history.history()["id"]) == sorted([make(1).id, make(2).id])
+    import nbplayground as nbp
+
+    [bad] = nbp.store_status().quarantined
+    assert "line 1" in bad.error and bad.source.endswith("1-x.jsonl") and bad.id is None
 
 
 def test_importing_the_store_stays_cheap():

@@ -24,6 +24,7 @@ SHIPPED = {
     "0003_threads": "89478e7b16",
     "0004_runs_row_key": "6d17a0db61",
     "0005_runs_error_status": "62286d45ca",
+    "0006_runs_bigint_counts": "4a53d304f2",
 }
 
 
@@ -46,7 +47,8 @@ def test_blank_to_current(tmp_path):
     types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
                              "WHERE table_name = 'runs'").fetchall())  # fmt: skip
     assert types["created_at"] == "TIMESTAMP WITH TIME ZONE" and types["messages"] == "JSON"
-    assert types["cost_usd"] == "DOUBLE" and types["tokens_in"] == "INTEGER"
+    assert types["cost_usd"] == "DOUBLE" and types["tokens_in"] == "BIGINT"  # 0006: 3e9 tokens fit
+    assert {types[c] for c in ("tokens_out", "target_index", "attempts", "error_status")} == {"BIGINT"}
     keys = con.execute(
         "SELECT table_name, constraint_column_names FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY'"
     ).fetchall()

@@ -22,6 +22,8 @@ _EXPORTS: dict[str, str] = {
     "history": "nbplayground.api",
     "get_run": "nbplayground.api",
     "sql": "nbplayground.api",
+    "store_status": "nbplayground.api",
+    "store_recover": "nbplayground.api",
     "providers": "nbplayground.api",
     "prompts": "nbplayground.api",
     "Comparison": "nbplayground.api",
@@ -53,6 +55,8 @@ if TYPE_CHECKING:  # pragma: no cover
         replay,
         run,
         sql,
+        store_recover,
+        store_status,
         stream,
     )
     from nbplayground.config import configure, settings  # noqa: F401

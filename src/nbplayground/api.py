@@ -7,6 +7,7 @@ DataFrame, server) call these same functions with their own ``surface`` name.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -431,3 +432,23 @@ def sql(query: str, params: list[Any] | None = None) -> Any:
     from nbplayground.storage import history as store
 
     return frames.shown(store.sql(query, params))
+
+
+def store_status() -> Any:
+    """What the history store holds back, and why: quarantined runs (with their errors), runs waiting in
+    journals, pending files, the fallback home if this one is read-only, damaged stores set aside.
+
+    Returns a ``StoreStatus`` (``.ok`` is True when there is nothing to look at; ``print()`` it for a
+    summary, ``.to_dict()`` for plain data). Only looks: nothing is written.
+    """
+    from nbplayground.storage.status import store_status as status
+
+    return status()
+
+
+def store_recover(path: str | os.PathLike[str]) -> int:
+    """Copy whatever DuckDB can still read from a damaged store set aside (``history.corrupt-<time>.duckdb``)
+    into the current history; returns how many runs were copied. The damaged file is kept."""
+    from nbplayground.storage.recover import store_recover as recover
+
+    return recover(path)

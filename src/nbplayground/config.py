@@ -86,7 +86,7 @@ def home() -> Path:
 #: Homes already checked by this process (a check lists the home's top level: once per process is enough).
 _private: set[str] = set()
 #: Sub-folders whose files are checked (only when the folder itself was found too open).
-_PRIVATE_SUBDIRS = ("media", "pending")
+_PRIVATE_SUBDIRS = ("media", "pending", "journal", "quarantine")
 #: Files DuckDB creates under the process umask, made private right after (storage.db): another process
 #: may see one for a moment while it is being created, which is no reason for a notice.
 _CREATED_OPEN = frozenset({"history.duckdb", "history.duckdb.wal"})

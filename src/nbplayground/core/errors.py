@@ -143,6 +143,14 @@ class StoreError(NBPlaygroundError):
     """The history store could not be read or written."""
 
 
+class StoreCorruptError(StoreError):
+    """The history file is damaged; nbplayground sets it aside (``history.corrupt-<time>.duckdb``)."""
+
+
+class StoreReadOnlyError(StoreError):
+    """The history store cannot be written here (a read-only home, mount or file); reads still work."""
+
+
 class PromptNotFoundError(NBPlaygroundError, KeyError):
     """No prompt (or version, or label) with that reference exists in the registry."""
 
@@ -175,6 +183,8 @@ PUBLIC_MESSAGES: dict[str, str] = {
     "StructuredOutputError": "The model's output does not match the requested schema; the raw text is kept.",
     "RunStopped": "The run was stopped before it finished.",
     "StoreError": f"The run history could not be read or written; try again. {_DETAILS}",
+    "StoreCorruptError": "The run history file was damaged; the server set it aside and started a new one.",
+    "StoreReadOnlyError": "The run history cannot be written on the server; runs are kept until it can be.",
     "PromptNotFoundError": "No such prompt in the registry; list the prompts with GET prompts.",
 }
 #: Errors nbplayground raises itself, never carrying a provider's text when they have no HTTP status:

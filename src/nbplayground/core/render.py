@@ -161,7 +161,7 @@ def media(m: Media) -> str:
 
 def page(*blocks: str) -> str:
     """Join HTML blocks (each already safe) in the container every nbplayground output uses."""
-    return f'{CONTAINER_OPEN}{"".join(b for b in blocks if b)}</div>'
+    return f"{CONTAINER_OPEN}{''.join(b for b in blocks if b)}</div>"
 
 
 def bundle(body_html: str, plain: str) -> dict[str, str]:

@@ -1,11 +1,17 @@
-"""Run history: every run from every surface, stored once when it ends, off the caller's path.
+"""Run history: every run from every surface, on disk before ``record()`` returns, in DuckDB soon after.
 
-``record()`` only puts the finished result on a queue (microseconds). One daemon writer thread per
-process drains the queue in batches: one short exclusive-lock transaction per batch, through Arrow.
-If the store is broken or locked, the writer warns once, keeps the runs in memory and retries with
-backoff (at once when someone calls ``flush()``); at exit it spills what is left to
-``<home>/pending/<pid>-<uuid>.jsonl``, which the next process that writes (or reads) ingests and deletes.
-A run is never lost and never written twice (``INSERT OR IGNORE`` by id).
+``record()`` turns the finished result into its stored row (media bytes to files, secrets scrubbed, every
+value made storable: see ``rows``), appends that row to this process's journal (``journal``: one JSON
+line, written and flushed) and queues it: ~0.1 ms for the caller. One daemon writer thread per process
+and home drains the queue in batches, one short exclusive-lock transaction per batch (``intake``), then
+empties the journal. Whatever happens to the process once ``record()`` has returned (SIGKILL, OOM, a
+kernel restart, exit), the run is in the journal, and the next process that opens the store takes it in.
+
+If the store is broken, locked or read-only, the writer warns once, keeps the runs in memory (and in the
+journal) and retries with backoff (at once when someone calls ``flush()``). A row DuckDB refuses even
+alone is quarantined and reported once. At interpreter exit the last runs are written with plain VALUES
+(DuckDB refuses to scan Python objects then); what cannot be written stays in the journal. A run is
+never lost and never written twice (a run id already stored is skipped).
 
 duckdb, pandas and pyarrow are imported on first use, never at import time.
 """
@@ -18,307 +24,47 @@ import os
 import queue
 import threading
 import time
-import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from nbplayground import config
-from nbplayground.core import secrets
-from nbplayground.core.errors import StoreError
-from nbplayground.core.types import Media, RunResult, ToolCall, jsonable
-from nbplayground.storage import db
+from nbplayground.core.errors import StoreCorruptError, StoreError, StoreReadOnlyError
+from nbplayground.core.types import Media, RunResult, ToolCall
+from nbplayground.storage import db, intake, journal, rows
+from nbplayground.storage.rows import (  # noqa: F401  (the store's row vocabulary, re-exported)
+    COLUMNS,
+    FLOAT_COLUMNS,
+    INT_COLUMNS,
+    JSON_COLUMNS,
+    media_extension,
+    safe_params,
+    to_row,
+)
 
-COLUMNS = (
-    "id", "created_at", "surface", "provider", "model", "kind", "status", "error", "error_type", "text",
-    "data", "tool_calls", "media", "messages", "params", "variables", "template", "prompt_ref", "tokens_in",
-    "tokens_out", "cost_usd", "latency_ms", "ttft_ms", "finish_reason", "thread_id", "parent_id", "group_id",
-    "target_index", "attempts", "row_key", "error_status",
-)  # fmt: skip
-JSON_COLUMNS = frozenset({"data", "tool_calls", "media", "messages", "params", "variables", "template"})
-INT_COLUMNS = frozenset({"tokens_in", "tokens_out", "target_index", "attempts", "error_status"})
-FLOAT_COLUMNS = frozenset({"cost_usd", "latency_ms", "ttft_ms"})
 HISTORY_COLUMNS = (
     "id", "created_at", "surface", "model", "status", "text", "error", "tokens_in", "tokens_out", "cost_usd",
     "latency_ms", "ttft_ms", "prompt_ref", "thread_id", "parent_id", "group_id",
 )  # fmt: skip
-_INSERT = f"INSERT OR IGNORE INTO runs ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} FROM _nbp_batch"
 
-#: How long the writer gathers finished runs into one transaction (one DuckDB open costs ~10 ms, so a
-#: batch finishing rows is written together), and the most it gathers before writing.
+#: How long the writer gathers finished runs into one transaction (each write attaches the file and
+#: checkpoints it, a few ms), and the most it gathers before writing.
 COALESCE_S = 0.1
 MAX_BATCH = 5000
 #: Backoff between retries after a failed write: doubles from ``RETRY_MIN_S`` up to ``RETRY_MAX_S``.
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 30.0
-#: How long the exit handler waits for a final write before spilling to ``pending/``.
+#: How long the exit handler waits for the final write (what is not written by then stays in the journal).
 EXIT_FLUSH_S = 5.0
 
-# ---------------------------------------------------------------------------------------------------
-# Secrets: the engine strips per-call options already; this is the second line of defence.
-# ---------------------------------------------------------------------------------------------------
-#: Connection settings dropped from stored params at any depth (not secret by name, but never history).
-_DROP_KEYS = frozenset({"api_base", "base_url", "extra_headers", "headers", "timeout", "organization",
-                        "api_version", "proxy", "proxies"})  # fmt: skip
-
-
-def safe_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Params without per-call options or anything that could hold a secret, at any depth.
-
-    Drops ``api_key``, ``api_base``, ``extra_headers``, ``timeout`` and any field whose name says it holds
-    a key, token (but keeps ``max_tokens``-style counts), secret, password or authorization; values that
-    look like an API key or bearer token are redacted (see :mod:`nbplayground.core.secrets`).
-    """
-    return secrets.scrub(dict(params or {}), drop=_DROP_KEYS)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Rows
-# ---------------------------------------------------------------------------------------------------
-_MEDIA_EXT = {
-    "image/png": "png", "image/jpeg": "jpg", "image/jpg": "jpg", "image/webp": "webp", "image/gif": "gif",
-    "image/svg+xml": "svg", "audio/wav": "wav", "audio/x-wav": "wav", "audio/wave": "wav",
-    "audio/mpeg": "mp3", "audio/mp3": "mp3", "audio/ogg": "ogg", "audio/flac": "flac", "audio/aac": "aac",
-    "audio/webm": "webm", "audio/mp4": "m4a", "audio/pcm": "pcm",
-}  # fmt: skip
-
-
-def media_extension(mime: str) -> str:
-    """File extension for a media type (``bin`` when unknown)."""
-    return _MEDIA_EXT.get(mime.split(";", 1)[0].strip().lower(), "bin")
-
-
-def _default(value: Any) -> Any:
-    """What json.dumps cannot encode itself: pydantic models, bytes, sets, datetimes..."""
-    converted = jsonable(value)
-    if converted is value:
-        return str(value)
-    return converted
-
-
-def _dump(value: Any) -> str | None:
-    if value is None:
-        return None
-    try:  # plain data (the common case) serialises directly: no Python-level walk over it first
-        return json.dumps(value, ensure_ascii=False, default=_default)
-    except (ValueError, TypeError, RecursionError):
-        pass
-    try:
-        return json.dumps(jsonable(value), ensure_ascii=False, default=str)
-    except (ValueError, TypeError, RecursionError):  # a cycle, say: keep the run, describe the value
-        return json.dumps({"unserializable": repr(value)[:2000]}, ensure_ascii=False)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write a new file only its owner may read: prompts, answers and media are private (see config.home)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-
-
-def _write_media(result: RunResult, home: Path, files: bool = True) -> list[dict[str, Any]]:
-    refs = []
-    for i, m in enumerate(result.media):
-        if files and m.path is None and m.data:
-            folder = home / "media"
-            folder.mkdir(mode=0o700, exist_ok=True)
-            name = f"{result.id}-{i}.{media_extension(m.mime)}"
-            tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
-            _write_private(tmp, m.data)
-            tmp.replace(folder / name)  # never a half-written file under the final name
-            m.path = f"media/{name}"
-        refs.append({"mime": m.mime, "path": m.path, "size": len(m.data), "params": jsonable(m.params),
-                     "revised_prompt": m.revised_prompt})  # fmt: skip
-    return refs
-
-
-def _utc(value: datetime | None) -> datetime:
-    if value is None:
-        return datetime.now(UTC)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _int(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _clean(red: secrets.Redactor, value: Any, **kw: Any) -> Any:
-    if value is None:
-        return None
-    try:
-        return red.scrub(value, **kw)
-    except RecursionError:  # nested deeper than Python recurses: keep the run, not the value
-        return {"unserializable": "nested too deeply to store"}
-
-
-def _dump_clean(red: secrets.Redactor, value: Any) -> str | None:
-    """JSON of a value with its secrets redacted: one scan over the JSON text, the data walked only if needed."""
-    text = _dump(value)
-    if text is None:
-        return None
-    clean = red.redact_json(text)
-    return clean if clean is not None else _dump(_clean(red, value, names=False))
-
-
-def to_row(result: RunResult, home: Path, media_files: bool = True) -> tuple[Any, ...]:
-    """The ``runs`` row of a result: media bytes go to files (``Media.path`` is set), secrets go nowhere.
-
-    Every stored text (answer, error, messages, variables, data, tool calls, template) is redacted with
-    :mod:`nbplayground.core.secrets`; params and variables also lose fields whose name says they hold a
-    key, and such values are redacted wherever else they appear in the run.
-    ``media_files=False`` records the media metadata without writing files (the last resort at exit).
-    """
-    red = secrets.redactor()
-    found: list[str] = []
-    params = _clean(red, dict(result.params or {}), drop=_DROP_KEYS, found=found)
-    variables = _clean(red, result.variables, found=found)
-    if found:  # a variable such as cfg.openai_key: its value is a secret in the prompt and answer too
-        red = red.with_values(found)
-        variables = _clean(red, result.variables)
-    values = {
-        "id": result.id, "created_at": _utc(result.created_at), "surface": result.surface,
-        "provider": result.provider, "model": result.model, "kind": result.kind, "status": result.status,
-        "error": result.error and red.redact(result.error), "error_type": result.error_type,
-        "text": result.text and red.redact(result.text), "data": _dump_clean(red, result.data),
-        "tool_calls": _dump_clean(red, [t.to_dict() for t in result.tool_calls]) if result.tool_calls else None,
-        "media": _dump_clean(red, _write_media(result, home, media_files)) if result.media else None,
-        "messages": _dump_clean(red, result.messages), "params": _dump(params),
-        "variables": _dump(variables), "template": _dump_clean(red, result.template),
-        "prompt_ref": result.prompt_ref,
-        "tokens_in": _int(result.tokens_in), "tokens_out": _int(result.tokens_out),
-        "cost_usd": _float(result.cost_usd), "latency_ms": _float(result.latency_ms),
-        "ttft_ms": _float(result.ttft_ms), "finish_reason": result.finish_reason, "thread_id": result.thread_id,
-        "parent_id": result.parent_id, "group_id": result.group_id, "target_index": _int(result.target_index),
-        "attempts": _int(result.attempts), "row_key": result.row_key, "error_status": _int(result.error_status),
-    }  # fmt: skip
-    return tuple(values[c] for c in COLUMNS)
-
-
-def _arrow_schema() -> Any:
-    import pyarrow as pa
-
-    def kind(col: str) -> Any:
-        if col == "created_at":
-            return pa.timestamp("us", tz="UTC")
-        if col in INT_COLUMNS:
-            return pa.int64()
-        if col in FLOAT_COLUMNS:
-            return pa.float64()
-        return pa.string()
-
-    return pa.schema([(c, kind(c)) for c in COLUMNS])
-
-
-def _insert_values(con: Any, rows: list[tuple[Any, ...]]) -> None:
-    one = "(" + ", ".join("?" * len(COLUMNS)) + ")"
-    for i in range(0, len(rows), 100):
-        chunk = rows[i : i + 100]
-        con.execute(
-            f"INSERT OR IGNORE INTO runs ({', '.join(COLUMNS)}) VALUES {', '.join([one] * len(chunk))}",
-            [v for row in chunk for v in row],
-        )
-
-
-def insert_rows(con: Any, rows: list[tuple[Any, ...]]) -> None:
-    """INSERT OR IGNORE rows in one statement through an Arrow table (executemany costs ~2 ms a row)."""
-    if not rows:
-        return
-    try:
-        import pyarrow as pa
-
-        columns = list(zip(*rows, strict=True))
-        arrays = [
-            pa.array(values, type=field.type) for values, field in zip(columns, _arrow_schema(), strict=True)
-        ]
-    except RuntimeError:
-        # At interpreter exit pyarrow's lazy pandas import cannot register its atexit hook: a script that
-        # ends right after its last run still gets it written, through plain VALUES.
-        _insert_values(con, rows)
-        return
-    table = pa.Table.from_arrays(arrays, schema=_arrow_schema())
-    con.register("_nbp_batch", table)
-    try:
-        con.execute(_INSERT)
-    finally:
-        con.unregister("_nbp_batch")
-
-
-def _row_to_json(row: tuple[Any, ...]) -> str:
-    out = dict(zip(COLUMNS, row, strict=True))
-    out["created_at"] = out["created_at"].isoformat()
-    return json.dumps(out, ensure_ascii=False, default=str)
-
-
-def _row_from_json(line: str) -> tuple[Any, ...]:
-    data = json.loads(line)
-    data["created_at"] = _utc(datetime.fromisoformat(data["created_at"]))
-    return tuple(data.get(c) for c in COLUMNS)
-
-
-def _pending_files(home: Path) -> list[Path]:
-    try:
-        return sorted(p for p in (home / "pending").iterdir() if p.suffix == ".jsonl")
-    except OSError:
-        return []
-
-
-def _ingest_into(con: Any, home: Path) -> tuple[list[Path], int]:
-    """Insert the rows of every spilled file (inside the caller's transaction); return files and rows read.
-
-    The caller deletes them after COMMIT, still under the exclusive lock, so no two processes ingest the
-    same file and a crash in between only means an idempotent re-insert next time.
-    """
-    done, count = [], 0
-    for path in _pending_files(home):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            continue
-        try:
-            rows = [_row_from_json(line) for line in text.splitlines() if line.strip()]
-        except (ValueError, KeyError, TypeError) as exc:  # keep it for a human; never block the store
-            path.replace(path.with_suffix(".bad"))
-            warnings.warn(f"nbplayground history: unreadable pending file {path} ({exc}); renamed to .bad",
-                          RuntimeWarning, stacklevel=2)  # fmt: skip
-            continue
-        insert_rows(con, rows)
-        done.append(path)
-        count += len(rows)
-    return done, count
-
-
-def _unlink_all(paths: list[Path]) -> None:
-    for path in paths:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
-
-
-def write_rows(rows: list[tuple[Any, ...]], home: Path, timeout: float | None = None) -> int:
-    """Write rows, and the runs of any spilled pending files, in one transaction under the exclusive lock.
-
-    Returns how many spilled runs were taken in.
-    """
-    with db.connect(write=True, timeout=timeout) as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            insert_rows(con, rows)
-            ingested, count = _ingest_into(con, home)
-            con.execute("COMMIT")
-        except BaseException:
-            try:
-                con.execute("ROLLBACK")
-            except Exception:
-                pass  # the transaction is already gone; the original error is what matters
-            raise
-        _unlink_all(ingested)
-    return count
+insert_rows = rows.insert
+_write_private = rows.write_private
+_row_to_json = rows.to_json
+_row_from_json = rows.from_json
+_utc = rows.timestamp
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -333,23 +79,43 @@ class _Flush:
 
 
 _STOP = object()
+_Item = tuple[rows.Row, "journal.Ref | None"]
 
 
 class _Writer:
-    """One per process and home: drains the queue in batches, retries failures, spills at exit."""
+    """One per process and home: journals runs on the caller's thread, stores them in batches on its own."""
 
     def __init__(self, home: Path) -> None:
         self.home = home
+        self.journal = journal.Journal(home)
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.lock = threading.Lock()  # guards the lists below (the exit handler reads them too)
-        self.pending: list[tuple[Any, ...]] = []  # rows waiting to be written (or that failed to be)
-        self.inflight: list[tuple[Any, ...]] = []  # rows of the write under way
-        self.unserialized: list[RunResult] = []  # results whose media files could not be written yet
+        self.pending: list[_Item] = []  # rows waiting to be written (or that failed to be)
+        self.inflight: list[_Item] = []  # rows of the write under way
         self.warned = False
         self.failures = 0
         self.retry_at = 0.0
+        self.exiting = False  # at interpreter exit: plain VALUES, this process's runs only
         self.thread = threading.Thread(target=self._loop, name="nbplayground-history", daemon=True)
         self.thread.start()
+
+    # The caller's thread -----------------------------------------------------------------------------
+    def record(self, result: RunResult) -> None:
+        problems: list[str] = []
+        row = rows.to_row(result, self.home, fallback=self.journal.spare, problems=problems)
+        line = rows.to_json(row)
+        j = self.journal
+        with j.lock:  # journal order is queue order: the writer empties the journal exactly when it may
+            ref = j.append(line)
+            self.queue.put((row, ref))
+            notice, j.notice = j.notice, None
+        if notice is not None or problems or ref is None:
+            if notice is not None:
+                self._warn(notice)
+            for problem in problems:
+                self._warn(problem, again=True)
+            if ref is None:
+                self._warn(f"{j.broken}; run {row[0]} is kept in memory only until it is stored")
 
     # The writer thread -------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -370,8 +136,7 @@ class _Writer:
 
     def _gather(self, flushes: list[_Flush]) -> bool:
         """Wait for work, then take whatever arrives within ``COALESCE_S``; True when told to stop."""
-        waiting = self.pending or self.unserialized
-        timeout = max(0.0, self.retry_at - time.monotonic()) if waiting else None
+        timeout = max(0.0, self.retry_at - time.monotonic()) if self.pending else None
         try:
             item = self.queue.get(timeout=timeout)
         except queue.Empty:
@@ -385,7 +150,8 @@ class _Writer:
             if isinstance(item, _Flush):
                 flushes.append(item)
                 return self._drain(flushes)  # a flush cuts the wait short
-            self._accept(item)
+            with self.lock:
+                self.pending.append(item)
             count += 1
             left = deadline - time.monotonic()
             if count >= MAX_BATCH:
@@ -407,93 +173,73 @@ class _Writer:
             elif isinstance(item, _Flush):
                 flushes.append(item)
             else:
-                self._accept(item)
-
-    def _accept(self, result: RunResult) -> None:
-        try:
-            row = to_row(result, self.home)
-        except OSError as exc:  # the media folder is unwritable: keep the result, try again later
-            with self.lock:
-                self.unserialized.append(result)
-            self._failed(f"could not write the media of run {result.id} under {self.home / 'media'} ({exc})")
-            return
-        with self.lock:
-            self.pending.append(row)
+                with self.lock:
+                    self.pending.append(item)
 
     def _write(self) -> bool:
         """Write everything pending; True when nothing is left."""
         with self.lock:
-            retry, self.unserialized = self.unserialized, []
-        for result in retry:
-            self._accept(result)
-        with self.lock:
             if not self.pending:
-                return not self.unserialized
+                return True
             batch, self.pending = self.pending, []
             self.inflight = batch
-        try:
-            write_rows(batch, self.home)
-        except Exception as exc:
+        written = None
+        for attempt in (0, 1):
+            try:
+                written = intake.write_rows([row for row, _ in batch], self.home, plain=self.exiting,
+                                            others=not self.exiting, fallback=self.journal.fallback)  # fmt: skip
+                break
+            except StoreCorruptError as exc:  # set aside and replaced by a new store: write there, once
+                error: Exception = exc
+                if attempt:
+                    break
+            except Exception as exc:
+                error = exc
+                break
+        if written is None:
             with self.lock:
                 self.pending = batch + self.pending
                 self.inflight = []
-            self._failed(
-                f"could not write {len(batch)} run(s) to {self.home / db.DB_FILE} ({exc}); they are kept in "
-                "memory and written when the store is available again"
-            )
+            self._failed(self._failure(len(batch), error))
             return False
+        self.journal.release([ref for _, ref in batch])
         with self.lock:
             self.inflight = []
-            left = bool(self.pending or self.unserialized)
-        if not self.unserialized:  # fully recovered: a later outage warns again
-            self.failures, self.retry_at, self.warned = 0, 0.0, False
+            left = bool(self.pending)
+        self.failures, self.retry_at, self.warned = 0, 0.0, False  # recovered: a later outage warns again
+        _report(written)
         return not left
+
+    def _failure(self, count: int, exc: BaseException) -> str:
+        kept = "in memory" + (f" and in the journal {self.journal.paths[-1]}" if self.journal.paths else "")
+        if isinstance(exc, StoreReadOnlyError):
+            return (f"{exc} The {count} run(s) of this process are kept {kept}, and stored when it can be "
+                    "written")  # fmt: skip
+        return (f"could not write {count} run(s) to {self.home / db.DB_FILE} ({exc}); they are kept {kept} "
+                "and written when the store is available again")  # fmt: skip
 
     def _failed(self, message: str) -> None:
         self.failures += 1
         self.retry_at = time.monotonic() + min(RETRY_MAX_S, RETRY_MIN_S * 2 ** (self.failures - 1))
         self._warn(message)
 
-    def _warn(self, message: str) -> None:
-        if not self.warned:
-            self.warned = True
-            warnings.warn(f"nbplayground history: {message}", RuntimeWarning, stacklevel=2)
+    def _warn(self, message: str, again: bool = False) -> None:
+        """One warning per outage (``again``: every time, for news such as a quarantined run)."""
+        if again or not self.warned:
+            self.warned = self.warned or not again
+            warnings.warn(f"nbplayground history: {message}", RuntimeWarning, stacklevel=3)
 
     # Other threads -----------------------------------------------------------------------------------
     def flush(self, timeout: float) -> bool:
         if not self.thread.is_alive():
-            return not (self.pending or self.unserialized or self.inflight)
+            return not (self.pending or self.inflight)
         f = _Flush()
         self.queue.put(f)
         return f.event.wait(timeout) and f.ok
 
-    def spill(self) -> Path | None:
-        """Write every run not yet stored (pending, in flight, still queued) to a pending file."""
-        with self.lock:
-            rows = [*self.inflight, *self.pending]
-            results, self.unserialized = self.unserialized, []
-            self.pending, self.inflight = [], []
-        while True:
-            try:
-                item = self.queue.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(item, RunResult):
-                results.append(item)
-        for result in results:
-            try:
-                rows.append(to_row(result, self.home))
-            except OSError:
-                rows.append(to_row(result, self.home, media_files=False))
-        if not rows:
-            return None
-        folder = self.home / "pending"
-        folder.mkdir(mode=0o700, exist_ok=True)
-        path = folder / f"{os.getpid()}-{uuid.uuid4().hex}.jsonl"
-        tmp = path.with_suffix(".tmp")
-        _write_private(tmp, "".join(_row_to_json(r) + "\n" for r in rows).encode("utf-8"))
-        tmp.replace(path)  # readers only ever see complete files
-        return path
+    def unstored(self) -> int:
+        """Runs recorded and not yet stored."""
+        return self.queue.qsize() + len(self.pending) + len(self.inflight)
 
 
 _writers: dict[tuple[int, str | None], _Writer] = {}
@@ -502,9 +248,12 @@ _writers_lock = threading.Lock()
 
 def _after_fork_in_child() -> None:
     # The parent's writer thread does not exist in a forked child (writers are keyed by pid), and a lock
-    # held by another thread at fork time would never be released here.
+    # held by another thread at fork time would never be released here. The parent's journal descriptors
+    # are closed: the parent keeps its files and their locks, the child journals in its own file.
     global _writers_lock
     _writers_lock = threading.Lock()
+    for w in _writers.values():
+        w.journal.forget_in_child()
 
 
 if hasattr(os, "register_at_fork"):
@@ -512,7 +261,7 @@ if hasattr(os, "register_at_fork"):
 
 
 def _key() -> tuple[int, str | None]:
-    # The env var, not config.home(): home() touches the disk, and record() must stay in microseconds.
+    # The env var, not config.home(): home() touches the disk, and record() must stay fast.
     return os.getpid(), os.environ.get("NBPLAYGROUND_HOME")
 
 
@@ -528,12 +277,16 @@ def _writer() -> _Writer:
 
 
 def record(result: RunResult) -> None:
-    """Store a finished run. Returns at once (microseconds): a background thread writes it.
+    """Store a finished run: on disk (the journal) when this returns, in the history soon after.
 
-    Media bytes are written to ``<home>/media/<run id>-<i>.<ext>`` and ``Media.path`` is set on the
-    result once written. Secrets in ``params`` are never stored. Call ``flush()`` to wait for the write.
+    Never raises. Media bytes are written to ``<home>/media/<run id>-<i>.<ext>`` and ``Media.path`` is set
+    on the result. Secrets are never stored. Call ``flush()`` to wait until the run is in the database.
     """
-    _writer().queue.put(result)
+    try:
+        _writer().record(result)
+    except Exception as exc:  # a bug must not cost the caller its result; the warning says what was lost
+        warnings.warn(f"nbplayground history: could not record run {getattr(result, 'id', '?')} "
+                      f"({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=2)  # fmt: skip
 
 
 def backlog() -> int:
@@ -546,16 +299,32 @@ def flush(timeout: float = 30.0) -> bool:
     """Wait until every run this process recorded so far is written.
 
     Returns True when all are in the store, False when some could not be written yet (they stay in
-    memory and are retried; see the warning) or ``timeout`` seconds passed.
+    memory and in the journal and are retried; see the warning) or ``timeout`` seconds passed.
     """
     w = _writers.get(_key())
     return True if w is None else w.flush(timeout)
 
 
+def _report(written: intake.Written) -> None:
+    """Say once (in the process that did it) that runs were quarantined, and where."""
+    if written.quarantined:
+        warnings.warn(
+            f"nbplayground history: {written.quarantined} run(s) could not be stored (DuckDB refused them "
+            f"even alone, or a file line was not a run); they are quarantined in {written.quarantine_file} "
+            "with the error (see nbp.store_status())",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
 def ingest_pending() -> int:
-    """Write runs spilled by processes that could not reach the store, then delete their files."""
+    """Store the runs other processes left (journals of processes that are gone, pending files)."""
     home = config.home()
-    return write_rows([], home) if _pending_files(home) else 0
+    if not intake.waiting(home):
+        return 0
+    written = intake.write_rows([], home)
+    _report(written)
+    return written.taken_in
 
 
 def _at_exit() -> None:
@@ -563,11 +332,17 @@ def _at_exit() -> None:
     for key, w in list(_writers.items()):
         if key[0] != pid:
             continue
+        w.exiting = True
         try:
-            if not w.flush(timeout=EXIT_FLUSH_S):
-                w.spill()
-        except Exception as exc:  # at exit there is no one left to tell but stderr
-            warnings.warn(f"nbplayground history: could not save pending runs at exit: {exc}", stacklevel=1)
+            stored = w.flush(timeout=EXIT_FLUSH_S)
+        except Exception:
+            stored = False
+        if stored:
+            w.journal.close()  # everything is in the store: the journal files go
+        elif w.journal.broken is not None and w.unstored():
+            # journaled runs wait for the next process; these could not be journaled anywhere
+            warnings.warn(f"nbplayground history: {w.unstored()} run(s) could not be stored or journaled "
+                          f"({w.journal.broken}) and are lost at exit", RuntimeWarning, stacklevel=1)  # fmt: skip
 
 
 atexit.register(_at_exit)
@@ -580,34 +355,86 @@ def reset_for_tests() -> None:
         _writers.clear()
     for w in writers:
         if w.thread.is_alive():
-            w.flush(timeout=10.0)
+            stored = w.flush(timeout=10.0)
             w.queue.put(_STOP)
             w.thread.join(10)
+            if stored:
+                w.journal.close()
+            else:  # unstored runs stay in their journal, for the next writer of that home
+                w.journal.forget_in_child()
     db.forget()
+
+
+def writer_state() -> tuple[int, Path | None]:
+    """This process's unstored runs, and its fallback home (if the home could not take its journal)."""
+    w = _writers.get(_key())
+    if w is None:
+        return 0, None
+    return w.unstored(), w.journal.fallback
 
 
 # ---------------------------------------------------------------------------------------------------
 # Reading
 # ---------------------------------------------------------------------------------------------------
 def _before_read() -> None:
-    """Make this process's own runs visible, and take in runs spilled by processes that have exited."""
+    """Make this process's own runs visible, and take in runs left by processes that are gone."""
     flush()
-    if _pending_files(config.home()):
+    home = config.home()
+    if intake.waiting(home):
         try:
             ingest_pending()
         except StoreError:
             pass  # the read itself will report a broken store
 
 
+def _unstored_rows() -> list[rows.Row]:
+    w = _writers.get(_key())
+    if w is None:
+        return []
+    with w.lock:
+        return [row for row, _ in (*w.inflight, *w.pending)]
+
+
+@contextmanager
+def _reader() -> Iterator[Any]:
+    """A read attachment of the store that also shows this process's runs not stored yet.
+
+    After the flush in ``_before_read`` there are such runs only when the store cannot take them (a
+    read-only home): a temporary view named ``runs`` (visible to this cursor only) adds them.
+    """
+    local = _unstored_rows()
+    with db.connect(write=False) as con:
+        if local:
+            _overlay(con, local)
+        yield con
+
+
+def _overlay(con: Any, local: list[rows.Row]) -> None:
+    import duckdb
+
+    cols = ", ".join(COLUMNS)
+    one = "(" + ", ".join("?" * len(COLUMNS)) + ")"
+    try:
+        con.execute(f"CREATE TEMP TABLE _nbp_unstored AS SELECT {cols} FROM {db.ALIAS}.main.runs LIMIT 0")
+        for i in range(0, len(local), 100):
+            chunk = local[i : i + 100]
+            con.execute(f"INSERT INTO temp.main._nbp_unstored ({cols}) VALUES {', '.join([one] * len(chunk))}",
+                        [v for row in chunk for v in row])  # fmt: skip
+        con.execute(f"CREATE TEMP VIEW runs AS SELECT * FROM {db.ALIAS}.main.runs "
+                    "UNION ALL BY NAME SELECT * FROM temp.main._nbp_unstored")  # fmt: skip
+    except duckdb.Error:
+        pass  # a store too old to migrate here: its own rows are what reads show
+
+
 def _read(query: str, params: list[Any] | None = None) -> Any:
     _before_read()
-    with db.connect(write=False) as con:
+    with _reader() as con:
         return con.execute(query, params or []).df()
 
 
 def _fetch(query: str, params: list[Any]) -> list[dict[str, Any]]:
     _before_read()
-    with db.connect(write=False) as con:
+    with _reader() as con:
         return _dicts(con.execute(query, params))
 
 
@@ -649,7 +476,14 @@ def history(
 def _from_row(row: dict[str, Any]) -> RunResult:
     def load(col: str) -> Any:
         value = row.get(col)
-        return json.loads(value) if isinstance(value, str) else value
+        try:
+            return json.loads(value) if isinstance(value, str) else value
+        except ValueError:  # stored by hand or by an old version: the text is still worth showing
+            return value
+
+    def items(col: str) -> list[dict[str, Any]]:  # what a stored list holds that can be shown (dicts)
+        value = load(col)
+        return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
     def num(col: str) -> Any:
         value = row.get(col)
@@ -657,13 +491,16 @@ def _from_row(row: dict[str, Any]) -> RunResult:
 
     home = config.home()
     media = []
-    for ref in load("media") or []:
-        path = home / ref["path"] if ref.get("path") else None
-        data = path.read_bytes() if path is not None and path.is_file() else b""
-        media.append(Media(mime=ref["mime"], data=data, params=ref.get("params") or {},
+    for ref in items("media"):
+        path = home / ref["path"] if isinstance(ref.get("path"), str) else None  # absolute: a fallback home
+        try:
+            data = path.read_bytes() if path is not None and path.is_file() else b""
+        except OSError:
+            data = b""
+        media.append(Media(mime=str(ref.get("mime")), data=data, params=ref.get("params") or {},
                            revised_prompt=ref.get("revised_prompt"), path=ref.get("path")))  # fmt: skip
-    calls = [ToolCall(id=t["id"], name=t["name"], arguments=t.get("arguments", ""), result=t.get("result"),
-                      error=t.get("error")) for t in load("tool_calls") or []]  # fmt: skip
+    calls = [ToolCall(id=str(t.get("id", "")), name=str(t.get("name", "")), arguments=t.get("arguments", ""),
+                      result=t.get("result"), error=t.get("error")) for t in items("tool_calls")]  # fmt: skip
     created = row.get("created_at")
     return RunResult(
         id=row["id"], model=row["model"], status=row["status"], text=row["text"] or "", error=row["error"],
@@ -689,7 +526,7 @@ def get_run(run_id: str) -> RunResult | None:
     """
     select = f"SELECT {', '.join(COLUMNS)} FROM runs"
     _before_read()
-    with db.connect(write=False) as con:
+    with _reader() as con:
         rows = _dicts(con.execute(f"{select} WHERE id = ?", [run_id]))
         if not rows and len(run_id) >= 6:
             rows = _dicts(con.execute(f"{select} WHERE starts_with(id, ?) ORDER BY id LIMIT 11", [run_id]))
@@ -765,7 +602,7 @@ def page(
             args.append(value)
     clause = f"WHERE {' AND '.join(where)} " if where else ""
     _before_read()
-    with db.connect(write=False) as con:
+    with _reader() as con:
         total = con.execute(f"SELECT count(*) FROM runs {clause}", args).fetchone()[0]
         rows = _dicts(con.execute(
             f"SELECT {', '.join(HISTORY_COLUMNS)}, error_type, error_status, messages FROM runs {clause}"

@@ -84,6 +84,17 @@ MIGRATIONS: list[tuple[str, str]] = [
     ),
     ("0004_runs_row_key", "ALTER TABLE runs ADD COLUMN row_key VARCHAR;"),
     ("0005_runs_error_status", "ALTER TABLE runs ADD COLUMN error_status INTEGER;"),
+    (
+        # A provider reporting 3,000,000,000 prompt tokens is a run to keep, not a batch to fail.
+        "0006_runs_bigint_counts",
+        """
+        ALTER TABLE runs ALTER tokens_in SET DATA TYPE BIGINT;
+        ALTER TABLE runs ALTER tokens_out SET DATA TYPE BIGINT;
+        ALTER TABLE runs ALTER target_index SET DATA TYPE BIGINT;
+        ALTER TABLE runs ALTER attempts SET DATA TYPE BIGINT;
+        ALTER TABLE runs ALTER error_status SET DATA TYPE BIGINT;
+        """,
+    ),
 ]
 
 
