@@ -71,9 +71,18 @@ class PromptDiff:
         return self.text
 
     def _repr_html_(self) -> str:
+        """The diff, escaped, with added lines green and removed lines red (readable in light and dark)."""
         from nbplayground.core import render
 
-        return render.page(render.preformatted(self.text or "(no differences)"))
+        if not self.text:
+            return render.page(render.preformatted("(no differences)"))
+        colors = {"+": "color:#3fb950", "-": "color:#f85149", "@": "opacity:.7"}
+        lines = []
+        for line in self.text.splitlines():
+            style = "" if line.startswith(("+++", "---")) else colors.get(line[:1], "")
+            text = render.escape(line)
+            lines.append(f'<span style="{style}">{text}</span>' if style else text)
+        return render.page("<pre>" + "\n".join(lines) + "</pre>")
 
 
 def _check_name(name: str) -> str:
