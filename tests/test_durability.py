@@ -12,7 +12,6 @@ import itertools
 import json
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from nbplayground.storage import db, history
 from support.durability import (
     ID,
     child_env,
+    damage_a_runs_block,
     files_containing,
     journal_lines,
     pending_files,
@@ -396,33 +396,6 @@ def test_a_dead_process_journal_with_a_bad_and_a_torn_line_is_taken_in(nbp_home)
 # ---------------------------------------------------------------------------------------------------
 # 3. A corrupt store is set aside (never deleted), a new one is made, rows can be recovered
 # ---------------------------------------------------------------------------------------------------
-def damage_a_runs_block(path: Path, scratch: Path) -> None:
-    """Overwrite the start of the data block that holds the runs: the file opens, reading runs fails."""
-    import duckdb
-
-    block, first = 262_144, 3 * 4096  # DuckDB's block size, after its three header pages
-    for k, offset in enumerate(range(first, path.stat().st_size, block)):
-        trial = scratch / f"trial-{k}.duckdb"
-        shutil.copy(path, trial)
-        with open(trial, "r+b") as fh:
-            fh.seek(offset)
-            fh.write(b"\xa5" * 64)
-        try:
-            con = duckdb.connect(str(trial), read_only=True)
-        except duckdb.Error:
-            continue  # the catalog: the file would not open at all (the "garbage" case covers that)
-        try:
-            con.execute("SELECT id, text FROM runs").fetchall()
-        except duckdb.Error:
-            with open(path, "r+b") as fh:
-                fh.seek(offset)
-                fh.write(b"\xa5" * 64)
-            return
-        finally:
-            con.close()
-    pytest.fail("found no data block whose damage breaks reading the runs table")
-
-
 AFTER_DAMAGE = f"""
 import json
 import nbplayground as nbp

@@ -7,17 +7,19 @@ import time
 import warnings
 from pathlib import Path
 
-import duckdb
 import pytest
 
 import nbplayground as nbp
 from nbplayground.core.errors import StoreCorruptError, StoreError
 from nbplayground.core.types import RunResult
 from nbplayground.storage import db, history
+from support.durability import damage_a_runs_block
 
 
 def _store(n: int, text: str = "answer") -> list[RunResult]:
-    runs = [RunResult(id=f"r-{i:05d}", model="m", text=f"{text} {i} " + "lorem ipsum " * 20) for i in range(n)]
+    runs = [
+        RunResult(id=f"r-{i:05d}", model="m", text=f"{text} {i} " + "lorem ipsum " * 20) for i in range(n)
+    ]
     for r in runs:
         history.record(r)
     assert history.flush()
@@ -53,34 +55,10 @@ def test_a_damaged_header_is_set_aside_at_once_and_the_run_stored(nbp_home):
     assert aside.read_bytes() == damaged
 
 
-def _damage_rows(path: Path, scratch: Path) -> None:
-    """Damage one data block that holds run texts (the file still opens)."""
-    size = path.stat().st_size
-    for k, offset in enumerate(range(3 * 4096, size, 262_144)):
-        trial = scratch / f"t{k}.duckdb"
-        trial.write_bytes(path.read_bytes())
-        with open(trial, "r+b") as fh:
-            fh.seek(offset)
-            fh.write(b"\x5a" * 64)
-        try:
-            con = duckdb.connect(str(trial), read_only=True)
-        except duckdb.Error:
-            continue
-        try:
-            con.execute("SELECT id FROM runs").fetchall()
-            con.execute("SELECT text FROM runs").fetchall()
-        except duckdb.Error:
-            path.write_bytes(trial.read_bytes())
-            return
-        finally:
-            con.close()
-    pytest.fail("no block found whose damage breaks reading runs")
-
-
 def test_recover_copies_whole_rows_around_a_damaged_block(nbp_home, tmp_path):
     old = _store(20_000, text="old")
     path = nbp_home / db.DB_FILE
-    _damage_rows(path, tmp_path)
+    damage_a_runs_block(path, tmp_path)
     aside = tmp_path / "history.corrupt-20260101T000000Z.duckdb"
     path.rename(aside)
     before = aside.read_bytes()
@@ -109,7 +87,7 @@ def test_recover_says_what_to_pass(nbp_home):
 
 def test_a_query_on_a_damaged_store_sets_it_aside_and_says_so(nbp_home, tmp_path):
     _store(20_000)
-    _damage_rows(nbp_home / db.DB_FILE, tmp_path)
+    damage_a_runs_block(nbp_home / db.DB_FILE, tmp_path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with pytest.raises(StoreCorruptError, match=f"{db.DB_FILE} is damaged .* moved to .*corrupt"):

@@ -30,8 +30,10 @@ def shown(df: Any) -> Any:
     return df
 
 
-def _has_media(df: pd.DataFrame) -> bool:
-    return any(df[c].dtype == object and df[c].map(lambda v: isinstance(v, Media)).any() for c in df.columns)
+def _media_columns(df: pd.DataFrame) -> list[Any]:
+    return [
+        c for c in df.columns if df[c].dtype == object and df[c].map(lambda v: isinstance(v, Media)).any()
+    ]
 
 
 def frame_html(df: pd.DataFrame) -> str:
@@ -50,9 +52,8 @@ def frame_html(df: pd.DataFrame) -> str:
         return v
 
     out_frame = df.copy()
-    for c in df.columns:
-        if df[c].dtype == object and df[c].map(lambda v: isinstance(v, Media)).any():
-            out_frame[c] = out_frame[c].map(token)
+    for c in _media_columns(df):
+        out_frame[c] = out_frame[c].map(token)
     out = out_frame.to_html(escape=True, max_rows=60, max_cols=40)
     out = re.sub(f"nbp-media-{nonce}-(\\d+)", lambda m: media[int(m.group(1))], out)
     return render.page(out)
@@ -77,7 +78,7 @@ def _register_html() -> None:
     previous = formatter.lookup_by_type(pd.DataFrame) if pd.DataFrame in formatter.type_printers else None
 
     def html(df: pd.DataFrame) -> str | None:
-        if _has_media(df):
+        if _media_columns(df):
             return frame_html(df)
         out = previous(df) if previous is not None else df._repr_html_()
         return render.page(out) if out and df.attrs.get(MARK) else out

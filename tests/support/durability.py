@@ -220,3 +220,30 @@ def _arm():
 
 threading.Thread(target=_killer, daemon=True).start()
 """
+
+
+def damage_a_runs_block(path: Path, scratch: Path) -> None:
+    """Overwrite the start of the data block that holds the runs: the file opens, reading runs fails."""
+    import duckdb
+
+    block, first = 262_144, 3 * 4096  # DuckDB's block size, after its three header pages
+    for k, offset in enumerate(range(first, path.stat().st_size, block)):
+        trial = scratch / f"trial-{k}.duckdb"
+        shutil.copy(path, trial)
+        with open(trial, "r+b") as fh:
+            fh.seek(offset)
+            fh.write(b"\xa5" * 64)
+        try:
+            con = duckdb.connect(str(trial), read_only=True)
+        except duckdb.Error:
+            continue  # the catalog: the file would not open at all (the "garbage" case covers that)
+        try:
+            con.execute("SELECT id, text FROM runs").fetchall()
+        except duckdb.Error:
+            with open(path, "r+b") as fh:
+                fh.seek(offset)
+                fh.write(b"\xa5" * 64)
+            return
+        finally:
+            con.close()
+    raise AssertionError("found no data block whose damage breaks reading the runs table")

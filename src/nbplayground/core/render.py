@@ -53,8 +53,9 @@ def escape(text: Any) -> str:
     return html.escape("" if text is None else str(text), quote=True)
 
 
-def sanitize(fragment: str) -> str:
-    """Clean an HTML fragment with the shared allow-list (nh3)."""
+@functools.cache
+def _cleaner() -> Any:
+    """The nh3 sanitizer for :func:`profile`, built once (it compiles the allow-list)."""
     import nh3
 
     p = profile()
@@ -63,8 +64,7 @@ def sanitize(fragment: str) -> str:
         tag: {a for a in attrs if not (a == "class" and tag in classes)}
         for tag, attrs in p["attributes"].items()
     }
-    return nh3.clean(
-        fragment,
+    return nh3.Cleaner(
         tags=set(p["tags"]),
         clean_content_tags={"script", "style"},
         attributes=attributes,
@@ -75,6 +75,11 @@ def sanitize(fragment: str) -> str:
         set_tag_attribute_values={"a": {"target": "_blank"}},
         strip_comments=True,
     )
+
+
+def sanitize(fragment: str) -> str:
+    """Clean an HTML fragment with the shared allow-list (nh3)."""
+    return str(_cleaner().clean(fragment))
 
 
 def _image_as_link(renderer: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:

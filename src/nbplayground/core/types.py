@@ -92,10 +92,6 @@ class Media:
         where = f", path={self.path!r}" if self.path else ""
         return f"Media({self.mime}, {len(self.data)} bytes{where})"
 
-    def data_uri(self) -> str:
-        """The bytes as a ``data:`` URI (for HTML and markdown embedding)."""
-        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
-
     def _repr_png_(self) -> bytes | None:
         return self.data if self.mime == "image/png" and self.data else None
 

@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 FOLDER = "journal"
@@ -479,26 +479,30 @@ def _stale_tmp(path: Path) -> None:
         os.close(fd)
 
 
-def orphans(home: Path) -> Iterator[Orphan]:
-    """Claim, one at a time, the journals of ``home`` whose process is gone (the caller removes or releases)."""
-    for folder in folders(home):
+def files_in(dirs: Iterable[Path]) -> Iterator[Path]:
+    """The entries of each folder in ``dirs``, sorted by name; a folder that is missing or unreadable is skipped."""
+    for folder in dirs:
         try:
             names = sorted(os.listdir(folder))
         except OSError:
             continue
-        for name in names:
-            path = folder / name
-            if name.startswith(".") and name.endswith(".tmp"):
-                _stale_tmp(path)
-                continue
-            fd = _claim(path)
-            if fd is None:
-                continue
-            orphan = Orphan(path, fd)
-            try:
-                yield orphan
-            finally:
-                orphan.release()
+        yield from (folder / name for name in names)
+
+
+def orphans(home: Path) -> Iterator[Orphan]:
+    """Claim, one at a time, the journals of ``home`` whose process is gone (the caller removes or releases)."""
+    for path in files_in(folders(home)):
+        if path.name.startswith(".") and path.name.endswith(".tmp"):
+            _stale_tmp(path)
+            continue
+        fd = _claim(path)
+        if fd is None:
+            continue
+        orphan = Orphan(path, fd)
+        try:
+            yield orphan
+        finally:
+            orphan.release()
 
 
 def has_orphans(home: Path) -> bool:
@@ -511,10 +515,4 @@ def has_orphans(home: Path) -> bool:
 
 def journal_files(home: Path) -> list[Path]:
     """Every journal file of ``home`` (live processes' and orphans'), in its folder and fallback homes."""
-    out = []
-    for folder in folders(home):
-        try:
-            out.extend(folder / n for n in sorted(os.listdir(folder)) if _NAME.match(n))
-        except OSError:
-            continue
-    return out
+    return [path for path in files_in(folders(home)) if _NAME.match(path.name)]

@@ -82,25 +82,18 @@ def put(
 def entries(home: Path) -> list[Quarantined]:
     """Everything quarantined for ``home`` (in it and in its fallback homes), oldest first, once each."""
     out: dict[tuple[Any, ...], Quarantined] = {}
-    for root in (home, *journal.fallback_homes(home)):
-        folder = root / FOLDER
+    for path in journal.files_in(root / FOLDER for root in (home, *journal.fallback_homes(home))):
         try:
-            names = sorted(os.listdir(folder))
+            text = path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
-        for name in names:
-            path = folder / name
+        for line in text.splitlines():
             try:
-                text = path.read_text(encoding="utf-8", errors="replace")
-            except OSError:
+                item = json.loads(line)
+                q = Quarantined(id=item.get("id"), error=str(item.get("error")), source=str(item.get("source")),
+                                at=str(item.get("at")), file=path)  # fmt: skip
+            except (ValueError, AttributeError):
                 continue
-            for line in text.splitlines():
-                try:
-                    item = json.loads(line)
-                    q = Quarantined(id=item.get("id"), error=str(item.get("error")), source=str(item.get("source")),
-                                    at=str(item.get("at")), file=path)  # fmt: skip
-                except (ValueError, AttributeError):
-                    continue
-                # a process that died between quarantining and committing quarantines the row again next time
-                out.setdefault((q.id, q.error, q.source, item.get("line")), q)
+            # a process that died between quarantining and committing quarantines the row again next time
+            out.setdefault((q.id, q.error, q.source, item.get("line")), q)
     return sorted(out.values(), key=lambda q: q.at)
