@@ -143,9 +143,9 @@ def test_resume_makes_zero_repeat_calls_and_retry_failed():
 
 
 def test_faults_429_retry_after_and_500_over_500_rows(llmock, monkeypatch):
-    from nbplayground.core import engine
+    from nbplayground.core import retry
 
-    monkeypatch.setattr(engine, "BACKOFF_BASE", 0.02)
+    monkeypatch.setattr(retry, "BACKOFF_BASE", 0.02)
     llmock.reset()
     nbp.configure(models={"llm": {"model": "openai/gpt-4o-mini", "api_base": llmock.base_url("openai"),
                                   "api_key_env": "OPENAI_API_KEY"}})  # fmt: skip
@@ -179,9 +179,9 @@ def test_faults_429_retry_after_and_500_over_500_rows(llmock, monkeypatch):
 
 def test_random_faults_never_misalign_rows(monkeypatch):
     """10 % 429 (Retry-After) and 5 % 500 at random: the column equals a fault-free run's, row by row."""
-    from nbplayground.core import engine
+    from nbplayground.core import retry
 
-    monkeypatch.setattr(engine, "BACKOFF_BASE", 0.02)
+    monkeypatch.setattr(retry, "BACKOFF_BASE", 0.02)
     df = pd.DataFrame(
         {"q": [f"row {i} says {i * 7}" for i in range(500)]}, index=[f"k{i}" for i in range(500)]
     )
@@ -263,3 +263,142 @@ def test_estimate_and_max_cost():
     info = out.attrs["nbplayground"]
     assert info["budget_exhausted"] and 1 <= info["ok"] <= 4 and info["cost_usd"] <= per_row * 4.5
     assert out["a__status"].tolist().count("not run") == 10 - info["ok"]
+
+
+class NoUsageServer:
+    """A real OpenAI-compatible endpoint on 127.0.0.1 whose answers carry no ``usage`` (some local servers)."""
+
+    def __init__(self) -> None:
+        import json
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.bodies: list[dict] = []
+        bodies = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                bodies.append(body)
+                choice = {"index": 0, "message": {"role": "assistant", "content": "an answer"},
+                          "finish_reason": "stop"}  # fmt: skip
+                out = json.dumps({"id": "c1", "object": "chat.completion", "created": 1, "model": body["model"],
+                                  "choices": [choice]}).encode()  # fmt: skip
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_port}/v1"
+
+    def __enter__(self) -> NoUsageServer:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_unpriced_model_cost_is_unknown_not_zero(capsys):
+    df = pd.DataFrame({"q": ["a", "b", "c"]})
+    with OpenAIServer(tokens=2) as srv:
+        nbp.configure(models={"local": {"model": "openai/my-model", "api_base": srv.url},
+                              "priced": {"model": "openai/my-model", "api_base": srv.url,
+                                         "input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}})  # fmt: skip
+        out = df.prompt.run("a", prompt="{{q}}", model="local", details=True, progress=True)
+        bar = capsys.readouterr().err
+        priced = df.prompt.run("a", prompt="{{q}}", model="priced", details=True, progress=False)
+        assert len(srv.bodies) == 6
+    info = out.attrs["nbplayground"]
+    assert out["a"].tolist() == ["tok0 tok1"] * 3 and out["a__tokens_out"].tolist() == [2] * 3
+    assert info["cost_usd"] is None and info["unpriced_rows"] == 3  # not 0.0
+    assert out["a__cost_usd"].isna().all()
+    assert "cost unknown: 3 of 3 rows had no price" in info["summary"]
+    assert "local has no price: set input_cost_per_token" in info["summary"]
+    assert "cost=unknown (3 unpriced)" in bar  # the progress bar's last state
+    # the same endpoint with a price: exact costs from the server's usage (5 tokens in, 2 out per row)
+    per_row = 5 * 1e-6 + 2 * 2e-6
+    assert priced.attrs["nbplayground"]["cost_usd"] == pytest.approx(3 * per_row)
+    assert priced.attrs["nbplayground"]["unpriced_rows"] == 0
+    assert priced["a__cost_usd"].tolist() == pytest.approx([per_row] * 3)
+    assert priced.attrs["nbplayground"]["summary"].endswith(f"cost ${3 * per_row:.4f}")
+
+
+def test_max_cost_without_a_price_refuses_before_any_request():
+    df = pd.DataFrame({"q": ["a", "b", "c"]})
+    with OpenAIServer(tokens=2) as srv:
+        nbp.configure(models={"local": {"model": "openai/my-model", "api_base": srv.url}})
+        with pytest.raises(E.BadParameterError) as info:
+            df.prompt.run("a", prompt="{{q}}", model="local", max_cost=0.5, progress=False)
+        message = str(info.value)
+        assert "\n" not in message and "local has no price" in message and "cannot be enforced" in message
+        assert "input_cost_per_token" in message and "output_cost_per_token" in message
+        assert "drop max_cost" in message
+        assert srv.bodies == [] and srv.connections == []  # the server never saw a request
+        assert len(nbp.history()) == 0
+        # a price of 0 (a free local model) is a price: the cap is enforceable and the batch runs
+        nbp.configure(models={"local": {"model": "openai/my-model", "api_base": srv.url,
+                                        "input_cost_per_token": 0, "output_cost_per_token": 0}})  # fmt: skip
+        out = df.prompt.run("a", prompt="{{q}}", model="local", max_cost=0.5, progress=False)
+        assert len(srv.bodies) == 3 and out.attrs["nbplayground"]["cost_usd"] == 0.0
+    with pytest.raises(E.BadParameterError, match="max_cost must be a number"):
+        df.prompt.run("a", prompt="{{q}}", model="mock/echo", max_cost=-1, progress=False)
+
+
+def test_max_cost_counts_rows_without_usage_at_their_worst_case():
+    """Priced model, server omits usage, max_tokens set: each such row costs its worst case against the cap."""
+    import json
+
+    df = pd.DataFrame({"q": ["x"] * 10})
+    with NoUsageServer() as srv:
+        nbp.configure(models={"nousage": {"model": "openai/m", "api_base": srv.url,
+                                          "input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6}})  # fmt: skip
+        msgs = [{"role": "user", "content": "x"}]
+        worst = (len(json.dumps([msgs, None, None]).encode()) + 10) * 1e-6  # bytes bound tokens in
+        out = df.prompt.run("a", prompt="{{q}}", model="nousage", params={"max_tokens": 10},
+                            max_cost=worst * 3.5, concurrency=1, progress=False)  # fmt: skip
+        sent = len(srv.bodies)
+    info = out.attrs["nbplayground"]
+    assert sent == 3 == info["ok"] and info["not_run"] == 7 and info["budget_exhausted"]
+    assert info["cost_usd"] is None and info["unpriced_rows"] == 3
+    assert info["cost_usd_at_most"] == pytest.approx(3 * worst) and info["cost_usd_at_most"] <= worst * 3.5
+    assert "the server sent no token usage" in info["summary"] and "at most $" in info["summary"]
+    assert not info["cost_unenforceable"]
+
+
+def test_max_cost_stops_the_batch_when_a_row_cost_cannot_be_bounded():
+    """Priced model, no usage and no max_tokens: the worst case is unbounded, so no new row starts."""
+    df = pd.DataFrame({"q": [f"q{i}" for i in range(10)]})
+    with NoUsageServer() as srv:
+        nbp.configure(models={"nousage": {"model": "openai/m", "api_base": srv.url,
+                                          "input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6}})  # fmt: skip
+        with pytest.warns(UserWarning, match="max_cost cannot be enforced") as caught:
+            out = df.prompt.run("a", prompt="{{q}}", model="nousage", max_cost=100.0, concurrency=1,
+                                progress=False)  # fmt: skip
+        assert len(srv.bodies) == 1  # the first row without usage stopped the batch
+        message = str(caught[0].message)
+        assert "max_tokens" in message and "9 rows not run" in message and "\n" not in message
+        info = out.attrs["nbplayground"]
+        assert info["cost_unenforceable"] and not info["budget_exhausted"]
+        assert info["ok"] == 1 and info["not_run"] == 9 and info["cost_usd"] is None
+        assert out["a__status"].tolist().count("not run") == 9
+        # without max_cost nothing needs enforcing: the rest runs (resumed), cost still reported unknown
+        rest = df.prompt.run("a", prompt="{{q}}", model="nousage", progress=False)
+        assert len(srv.bodies) == 10 and rest["a"].notna().all()
+        assert rest.attrs["nbplayground"]["cost_usd"] is None
+        assert rest.attrs["nbplayground"]["unpriced_rows"] == 9
+
+
+def test_estimate_without_max_tokens_is_a_floor():
+    df = pd.DataFrame({"q": ["one two three four"] * 4})
+    est = df.prompt.estimate("a", prompt="{{q}}", model="mock/lorem")
+    assert est.tokens_out_max is None and est.cost_usd is not None
+    assert "est. cost at least $" in str(est) and "output unbounded" in str(est)
+    nbp.configure(models={"local": {"model": "openai/my-model", "api_base": "http://127.0.0.1:9/v1"}})
+    unpriced = df.prompt.estimate("a", prompt="{{q}}", model="local", max_cost=1.0, params={"max_tokens": 5})
+    assert unpriced.cost_usd is None and "unknown (no price for this model)" in str(unpriced)

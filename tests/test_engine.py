@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import nbplayground as nbp
-from nbplayground.core import engine
+from nbplayground.core import retry
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "nbplayground"
 
@@ -40,12 +40,12 @@ def test_stop_through_litellm_hangs_up_within_250ms(llmock):
 
 def test_backoff_is_jittered_exponential_and_honours_retry_after():
     for attempt in range(1, 6):
-        delays = {engine.backoff_delay(attempt, None) for _ in range(50)}
-        full = min(engine.BACKOFF_CAP, engine.BACKOFF_BASE * 2 ** (attempt - 1))
+        delays = {retry.backoff_delay(attempt, None) for _ in range(50)}
+        full = min(retry.BACKOFF_CAP, retry.BACKOFF_BASE * 2 ** (attempt - 1))
         assert all(full * 0.5 <= d <= full for d in delays)
         assert len(delays) > 1  # jittered
-    assert engine.backoff_delay(1, 7.5) == 7.5
-    assert engine.backoff_delay(8, None) <= engine.BACKOFF_CAP
+    assert retry.backoff_delay(1, 7.5) == 7.5
+    assert retry.backoff_delay(8, None) <= retry.BACKOFF_CAP
 
 
 def test_stop_before_start_still_ends_the_run():

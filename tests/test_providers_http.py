@@ -38,9 +38,9 @@ def llm(llmock):
 
 @pytest.fixture
 def fast_backoff(monkeypatch):
-    from nbplayground.core import engine
+    from nbplayground.core import retry
 
-    monkeypatch.setattr(engine, "BACKOFF_BASE", 0.05)
+    monkeypatch.setattr(retry, "BACKOFF_BASE", 0.05)
 
 
 @pytest.mark.parametrize("model", ["llm", "claude"])
@@ -234,7 +234,9 @@ def test_compare_one_failing_model_never_hides_others(server):
     )
     assert [r.status for r in out] == ["ok", "error", "ok"]
     assert out[0].text == "tok0 tok1 tok2 tok3"
-    assert out[1].error_type == "ConnectionLostError"
+    # A refused connection never reached a server: one line saying what to check, and no retry.
+    assert out[1].error_type == "UnreachableError" and out[1].attempts == 1
+    assert "connection refused" in out[1].error and "127.0.0.1:9" in out[1].error
     assert len(out[2].text.split()) == 3
     assert len({r.group_id for r in out}) == 1 and out.group_id
 

@@ -87,11 +87,12 @@ def test_recover_says_what_to_pass(nbp_home):
 
 def test_a_query_on_a_damaged_store_sets_it_aside_and_says_so(nbp_home, tmp_path):
     _store(20_000)
-    damage_a_runs_block(nbp_home / db.DB_FILE, tmp_path)
+    query = "SELECT sum(length(text)) FROM runs"
+    damage_a_runs_block(nbp_home / db.DB_FILE, tmp_path, query)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with pytest.raises(StoreCorruptError, match=f"{db.DB_FILE} is damaged .* moved to .*corrupt"):
-            history.sql("SELECT sum(length(text)) FROM runs")
+            history.sql(query)
         assert len(history.history()) == 0  # a new store
     [aside] = _aside(nbp_home)
     assert sum(str(aside) in str(w.message) for w in caught) == 1

@@ -145,7 +145,9 @@ def test_compare_three_targets_with_one_failing_keeps_the_others():
     statuses = [o["status"] for o in pg.outputs]
     assert statuses == ["ok", "error", "ok"]
     assert len({r.group_id for r in pg.results}) == 1
-    assert "api_base" not in json.dumps(pg.outputs)
+    # the per-call endpoint is not kept (the error names its host, never the option's value or the URL)
+    assert "127.0.0.1:9/v1" not in json.dumps(pg.outputs)
+    assert all("api_base" not in (o.get("params") or {}) for o in pg.outputs)
 
 
 def test_stop_keeps_partial_text_and_records_stopped():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -64,7 +65,12 @@ class Estimate:
     model: str
 
     def __str__(self) -> str:
-        cost = f"${self.cost_usd:.4f}" if self.cost_usd is not None else "unknown (no price for this model)"
+        if self.cost_usd is None:
+            cost = "unknown (no price for this model)"
+        elif self.tokens_out_max is None:  # only the input is priced: a floor, not an estimate
+            cost = f"at least ${self.cost_usd:.4f} (input only: output unbounded)"
+        else:
+            cost = f"${self.cost_usd:.4f}"
         out = self.tokens_out_max if self.tokens_out_max is not None else "unbounded (set max_tokens)"
         return (
             f"{self.calls} calls to {self.model} for {self.rows} rows ({self.already_done} already done) · "
@@ -114,6 +120,30 @@ def _fingerprint(df: pd.DataFrame, columns: list[str]) -> str:
 
 def _row_key(value: Any) -> str:
     return json.dumps(value, default=str) if not isinstance(value, str) else value
+
+
+def _cost_unknown(r: RowOutcome) -> bool:
+    """True when a finished row may have been billed but has no cost (no price, or no token usage).
+
+    A row that failed or stopped with nothing back (a 4xx, a refused connection, a template error) is
+    not counted: providers do not bill requests they rejected.
+    """
+    if r.cost_usd is not None:
+        return False
+    return (
+        r.status == "ok"
+        or bool(r.text)
+        or bool(r.media)
+        or r.tokens_in is not None
+        or r.tokens_out is not None
+    )
+
+
+def _no_price_message(name: str) -> str:
+    return (
+        f"max_cost cannot be enforced: {name} has no price. Set input_cost_per_token and output_cost_per_token "
+        f"for it in nbp.configure(models={{{name!r}: {{...}}}}) (0 for a free local model), or drop max_cost."
+    )
 
 
 def run_prompt(
@@ -206,21 +236,32 @@ def run_prompt(
 
     if estimate:
         return _estimate(rm, send, todo, render, n)
+    priced = rm.price(1, 1) is not None
+    if max_cost is not None:
+        if isinstance(max_cost, bool) or not isinstance(max_cost, int | float) or max_cost < 0:
+            raise E.BadParameterError(f"max_cost must be a number of USD >= 0, got {max_cost!r}.")
+        if not priced:  # checked before any request: a cap that cannot be enforced is refused
+            raise E.BadParameterError(_no_price_message(rm.name))
 
     per_row = _row_cost_guess(rm, send, todo[:50], render)
-    spent = [0.0]
+    max_out = send.get("max_tokens") or send.get("max_completion_tokens")
+    # A row without usage can be counted at its worst case only when that case is finite: one request
+    # per attempt (no tool loop) and a cap on output tokens.
+    bounded = kind == "chat" and not tool_schemas and isinstance(max_out, int)
+    spent = [0.0]  # known costs
+    ceiling = [0.0]  # worst-case costs of rows that came back without usage (max_cost only)
     reserved = [0.0]
+    worst: dict[int, float] = {}  # row -> worst-case cost of one attempt, for rows in flight
+    held: dict[int, float] = {}  # row -> what it holds of the budget while in flight
+    unknown = [0]
+    halted: list[str] = []  # why scheduling stopped because the budget could no longer be enforced
     lock = threading.Lock()
     counts = {"ok": 0, "error": 0, "stopped": 0}
     budget_hit = [False]
 
     def make(i: int) -> RunRequest | None:
-        if max_cost is not None:
-            with lock:
-                if spent[0] + reserved[0] + (per_row or 0.0) > max_cost:
-                    budget_hit[0] = True
-                    return None
-                reserved[0] += per_row or 0.0
+        if halted:
+            return None
         try:
             resolved: dict[str, Any] = {}
             msgs, value = render(i, resolved)
@@ -233,6 +274,20 @@ def run_prompt(
             with lock:
                 counts["error"] += 1
             return None
+        if max_cost is not None:
+            hold = per_row or 0.0
+            if bounded:  # a token is at least one byte: the request's JSON bytes bound its input tokens
+                size = len(json.dumps([msgs, value, schema], default=str).encode())
+                worst[i] = rm.price(size, int(max_out)) or 0.0
+            with lock:
+                if unknown[0] and i in worst:  # usage has gone missing: hold each row's worst case
+                    hold = max(hold, worst[i])
+                if halted or spent[0] + ceiling[0] + reserved[0] + hold > max_cost:
+                    budget_hit[0] = budget_hit[0] or not halted
+                    worst.pop(i, None)
+                    return None
+                reserved[0] += hold
+                held[i] = hold
         return RunRequest(
             model=rm.name, messages=msgs, params=dict(params or {}), variables=resolved, tools=tool_schemas,
             tool_functions=functions, tool_mode=tool_mode,  # type: ignore[arg-type]
@@ -245,13 +300,25 @@ def run_prompt(
 
     def on_result(r: RunResult) -> None:
         i = position[r.row_key]  # written by row key: rows never shift or swap
-        results[i] = _slim(r)  # keep only what the frame needs: 100,000 rows stay small
+        row = results[i] = _slim(r)  # keep only what the frame needs: 100,000 rows stay small
         with lock:
             counts[r.status] = counts.get(r.status, 0) + 1
-            if r.cost_usd:
+            bound = worst.pop(i, None)
+            if r.cost_usd is not None:
                 spent[0] += r.cost_usd
-            if max_cost is not None:
-                reserved[0] = max(0.0, reserved[0] - (per_row or 0.0))
+            elif _cost_unknown(row):
+                unknown[0] += 1
+                if max_cost is not None and bound is not None:
+                    ceiling[0] += bound * max(1, r.attempts)  # every attempt may have been billed
+                elif max_cost is not None and not halted:
+                    fix = (
+                        "set params={'max_tokens': N} so such rows count at their worst case"
+                        if kind == "chat" and not tool_schemas
+                        else "its worst case cannot be bounded"
+                    )
+                    halted.append(f"Stopped the batch: row {r.row_key} came back without token usage, so its "
+                                  f"cost is unknown and max_cost cannot be enforced; {fix}, or drop max_cost.")  # fmt: skip
+            reserved[0] = max(0.0, reserved[0] - held.pop(i, 0.0))
         if r.status != "stopped" or r.text:
             history.record(r)
 
@@ -261,8 +328,18 @@ def run_prompt(
     future = batch.start()
     bar = _progress(progress, len(todo), n - len(todo))
     interrupted = False
+    last_done = [0]
+
+    def refresh() -> None:
+        finished = counts["ok"] + counts["error"] + counts["stopped"]
+        if bar is not None and finished != last_done[0]:
+            bar.update(finished - last_done[0])
+            last_done[0] = finished
+            cost = f"${spent[0]:.4f}" if not unknown[0] else f"unknown ({unknown[0]} unpriced)"
+            bar.set_postfix(ok=counts["ok"], failed=counts["error"], retrying=limiter.rate_limited,
+                            limit=limiter.allowed, cost=cost, refresh=False)  # fmt: skip
+
     try:
-        last_done = 0
         while not future.done():
             try:
                 future.result(timeout=0.1)
@@ -270,12 +347,8 @@ def run_prompt(
                 pass
             except Exception:
                 break
-            finished = counts["ok"] + counts["error"] + counts["stopped"]
-            if bar is not None and finished != last_done:
-                bar.update(finished - last_done)
-                last_done = finished
-                bar.set_postfix(ok=counts["ok"], failed=counts["error"], retrying=limiter.rate_limited,
-                                limit=limiter.allowed, cost=f"${spent[0]:.4f}", refresh=False)  # fmt: skip
+            refresh()
+        refresh()  # the rows that finished after the last look
     except KeyboardInterrupt:
         interrupted = True
         batch.stop()
@@ -292,12 +365,39 @@ def run_prompt(
     info = {"group_id": group_id, "model": rm.name, "rows": n, "ran": len(todo), "resumed": n - len(todo),
             "ok": sum(1 for r in results if r is not None and r.status == "ok"),
             "failed": sum(1 for r in results if r is not None and r.status == "error"),
-            "not_run": sum(1 for r in results if r is None), "cost_usd": round(spent[0], 8),
-            "interrupted": interrupted, "budget_exhausted": budget_hit[0]}  # fmt: skip
+            "not_run": sum(1 for r in results if r is None),
+            "cost_usd": None if unknown[0] else round(spent[0], 8), "unpriced_rows": unknown[0],
+            "cost_usd_at_most": round(spent[0] + ceiling[0], 8) if unknown[0] and max_cost is not None
+            and not halted else None,
+            "interrupted": interrupted, "budget_exhausted": budget_hit[0],
+            "cost_unenforceable": bool(halted)}  # fmt: skip
+    info["summary"] = _summary(info, priced)
     out.attrs["nbplayground"] = info
     out.attrs["batch_id"] = group_id
     frames.shown(out)
+    if halted:
+        warnings.warn(f"{halted[0]} {info['not_run']} rows not run; run the same call again to resume.",
+                      stacklevel=2)  # fmt: skip
     return None if inplace else out
+
+
+def _summary(info: dict[str, Any], priced: bool) -> str:
+    """One line on what a batch did and cost; an unknown cost says how many rows had none, and why."""
+    text = f"{info['rows']} rows: {info['ok']} ok, {info['failed']} failed, {info['not_run']} not run"
+    if info["resumed"]:
+        text += f" ({info['resumed']} from an earlier run)"
+    if info["cost_usd"] is not None:
+        return f"{text} · cost ${info['cost_usd']:.4f}"
+    why = (
+        "the server sent no token usage"
+        if priced
+        else f"{info['model']} has no price: set input_cost_per_token / output_cost_per_token in "
+        "nbp.configure(models=...)"
+    )
+    text += f" · cost unknown: {info['unpriced_rows']} of {info['ran']} rows had no price ({why})"
+    if info["cost_usd_at_most"] is not None:
+        text += f", at most ${info['cost_usd_at_most']:.4f}"
+    return text
 
 
 def _previous(group_id: str, retry_failed: bool) -> dict[str, RunResult]:

@@ -222,8 +222,11 @@ threading.Thread(target=_killer, daemon=True).start()
 """
 
 
-def damage_a_runs_block(path: Path, scratch: Path) -> None:
-    """Overwrite the start of the data block that holds the runs: the file opens, reading runs fails."""
+def damage_a_runs_block(path: Path, scratch: Path, query: str = "SELECT id, text FROM runs") -> None:
+    """Overwrite the start of a data block that ``query`` reads: the file opens, the query fails.
+
+    Which block that is depends on the data (ids are random), so each is tried on a copy first.
+    """
     import duckdb
 
     block, first = 262_144, 3 * 4096  # DuckDB's block size, after its three header pages
@@ -238,7 +241,7 @@ def damage_a_runs_block(path: Path, scratch: Path) -> None:
         except duckdb.Error:
             continue  # the catalog: the file would not open at all (the "garbage" case covers that)
         try:
-            con.execute("SELECT id, text FROM runs").fetchall()
+            con.execute(query).fetchall()
         except duckdb.Error:
             with open(path, "r+b") as fh:
                 fh.seek(offset)

@@ -14,18 +14,17 @@ import asyncio
 import concurrent.futures
 import json
 import os
-import random
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from nbplayground.core import errors as E
-from nbplayground.core import providers, secrets
+from nbplayground.core import providers, secrets, transports
+from nbplayground.core.retry import with_retries
 from nbplayground.core.tools import execute
 from nbplayground.core.types import (
     Event,
-    MediaOutput,
     ProviderCall,
     RunRequest,
     RunResult,
@@ -33,12 +32,6 @@ from nbplayground.core.types import (
 )
 
 OnDone = Callable[[RunResult], None]
-
-#: Backoff settings: first retry after ~BASE s, doubling, jittered, capped; Retry-After is honoured
-#: up to MAX_RETRY_AFTER s (a longer wait fails the run with a message saying how long was asked).
-BACKOFF_BASE = 0.5
-BACKOFF_CAP = 20.0
-MAX_RETRY_AFTER = 60.0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -76,14 +69,6 @@ _engine_loop = _Loop()
 def engine_loop() -> asyncio.AbstractEventLoop:
     """The engine's background event loop (started on first use)."""
     return _engine_loop.get()
-
-
-def backoff_delay(attempt: int, retry_after: float | None) -> float:
-    """Seconds to wait before retry number ``attempt`` (1-based): jittered exponential, >= Retry-After."""
-    delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return delay
 
 
 # --------------------------------------------------------------------------------------------------
@@ -305,13 +290,14 @@ def _wake(fut: asyncio.Future[None]) -> None:
 # Running one target
 # --------------------------------------------------------------------------------------------------
 class _State:
-    __slots__ = ("done_text", "first_token_at", "parts", "started_at")
+    __slots__ = ("done_text", "first_token_at", "parts", "reasoning", "started_at")
 
     def __init__(self) -> None:
         self.started_at = time.perf_counter()
         self.first_token_at: float | None = None
         self.done_text = ""  # text of finished tool rounds
         self.parts: list[str] = []  # text of the current round
+        self.reasoning: list[str] = []
 
     @property
     def text(self) -> str:
@@ -339,6 +325,8 @@ class Runner:
         emit(Event("start", target, req.run_id))
         rm: providers.ResolvedModel | None = None
         try:
+            if req.resolved is None and not providers.cost_map_ready():
+                await asyncio.to_thread(providers.cost_map)  # ~20-50 ms once: not on the loop
             rm = req.resolved or providers.resolve(req.model)
             result.provider = rm.provider
             send, options = providers.split_params(rm, req.params)
@@ -348,29 +336,39 @@ class Runner:
                 tools=req.tools, response_format=_schema_of(req.response_format), kind=req.kind,
                 input=req.input, api_base=options.get("api_base") or options.get("base_url") or rm.api_base,
                 api_key=providers.api_key_for(rm, options), timeout=options.get("timeout"),
-                litellm_model=rm.litellm_model, transport=rm.transport, stream=req.stream,
+                total_timeout=options.get("total_timeout"), litellm_model=rm.litellm_model,
+                transport=rm.transport, stream=req.stream,
             )  # fmt: skip
             if options.get("extra_headers"):
                 call.params = {**send, "extra_headers": options["extra_headers"]}
+            transport = transports.for_call(call)
+            if req.kind != "chat" and req.kind not in transport.capabilities.media:
+                transport = transports.get("litellm")
+            await transports.prepare(transport)  # slow first-use imports, in a thread
+            state.started_at = time.perf_counter()  # timings start when the request is sent
             if req.kind == "chat":
-                await self._chat(req, call, rm, result, state)
+                await self._chat(req, call, transport, result, state)
             else:
-                await self._media(req, call, rm, result, state)
+                await self._media(req, call, transport, result, state)
             result.status = "ok"
         except asyncio.CancelledError:
             result.status = "stopped"
             result.error = None
         except E.NBPlaygroundError as exc:
             result.status = "error"
-            result.error = secrets.redact(_with_partial_note(str(exc), state))
+            streaming = not isinstance(exc, E.StructuredOutputError | E.EmptyAnswerError)
+            result.error = secrets.redact(_with_partial_note(str(exc), state) if streaming else str(exc))
             result.error_type = type(exc).__name__
             result.error_status = exc.status
+            result.error_detail = secrets.redact(exc.detail) if exc.detail else None
         except Exception as exc:  # a bug or an unexpected library error: report, never crash the loop
             result.status = "error"
             result.error = secrets.redact(f"Unexpected {type(exc).__name__}: {exc}")
             result.error_type = type(exc).__name__
         if req.kind == "chat" or result.status != "ok":
             result.text = state.text if req.kind == "chat" else result.text
+        if state.reasoning:
+            result.reasoning = "".join(state.reasoning)
         end = time.perf_counter()
         result.latency_ms = round((end - state.started_at) * 1000, 3)
         if state.first_token_at is not None:
@@ -394,12 +392,14 @@ class Runner:
         self,
         req: RunRequest,
         call: ProviderCall,
-        rm: providers.ResolvedModel,
+        transport: transports.Transport,
         result: RunResult,
         state: _State,
     ) -> None:
         for round_no in range(req.max_tool_rounds + 1):
-            calls, finish, usage_in, usage_out = await self._stream_with_retries(req, call, state, result)
+            calls, finish, usage_in, usage_out = await self._stream_with_retries(
+                req, call, transport, state, result
+            )
             _add_usage(result, usage_in, usage_out)
             result.finish_reason = finish
             if not calls:
@@ -435,99 +435,81 @@ class Runner:
                 tool_messages.append({"role": "tool", "tool_call_id": tc.id, "content": content})
                 self.emit(Event("tool_result", req.target_index, req.run_id, tool_call=tc))
             call.messages = [*call.messages, assistant, *tool_messages]
+            if _forces_tool(call.params.get("tool_choice")):
+                # A forced tool applies to the first round only: forced again after its result, the model
+                # would call it forever (the OpenAI Agents SDK resets tool_choice the same way).
+                call.params = {**call.params, "tool_choice": "auto"}
+        _check_complete(state, result)
         if req.response_format is not None and result.finish_reason != "tool_calls":
             result.data = parse_structured(state.text, req.response_format)
 
     async def _stream_with_retries(
-        self, req: RunRequest, call: ProviderCall, state: _State, result: RunResult
+        self,
+        req: RunRequest,
+        call: ProviderCall,
+        transport: transports.Transport,
+        state: _State,
+        result: RunResult,
     ) -> tuple[list[ToolCall], str | None, int | None, int | None]:
-        stream = _transport(call)
         emit = self.emit
         target, run_id = req.target_index, req.run_id
-        attempt = 0
-        while True:
-            attempt += 1
-            result.attempts = max(result.attempts, attempt)
+        began = [False]
+
+        async def once() -> tuple[list[ToolCall], str | None, int | None, int | None]:
             pending: dict[int, ToolCall] = {}
             finish: str | None = None
             tokens_in = tokens_out = None
-            output_began = False
             parts = state.parts
-            limiter = req.limiter
-            try:
-                if limiter is not None:
-                    await limiter.acquire()
-                async for chunk in stream(call):
-                    text = chunk.text
-                    if text:
-                        if state.first_token_at is None:
-                            state.first_token_at = time.perf_counter()
-                        parts.append(text)
-                        output_began = True
-                        emit(Event("delta", target, run_id, text=text))
-                    if chunk.tool_calls:
-                        output_began = True
-                        if state.first_token_at is None:
-                            state.first_token_at = time.perf_counter()
-                        _merge_tool_calls(pending, chunk.tool_calls)
-                    if chunk.usage is not None:
-                        tokens_in, tokens_out = chunk.usage.tokens_in, chunk.usage.tokens_out
-                        emit(Event("usage", target, run_id, usage=chunk.usage))
-                    if chunk.finish_reason:
-                        finish = chunk.finish_reason
-                if finish is None:
-                    raise E.StreamError(
-                        "The stream ended before the model finished (no finish reason): the answer is incomplete."
-                    )
-                calls = [pending[i] for i in sorted(pending)]
-                for i, tc in enumerate(calls):
-                    if not tc.id:
-                        tc.id = f"call_{run_id[:8]}_{i}"
-                if limiter is not None:
-                    limiter.release(ok=True)
-                    limiter = None
-                return calls, finish, tokens_in, tokens_out
-            except E.NBPlaygroundError as exc:
-                if limiter is not None:
-                    limiter.release(ok=False, rate_limited=isinstance(exc, E.RateLimitError))
-                    limiter = None
-                if not exc.retryable or attempt >= req.max_attempts:
-                    raise
-                if output_began and not req.retry_after_output:
-                    raise
-                if exc.retry_after is not None and exc.retry_after > MAX_RETRY_AFTER:
-                    raise
-                if output_began:  # retrying after output was shown: consumers start the text over
-                    del parts[:]
-                # every retry is announced (a stream consumer can show "retrying after 429 ...")
-                emit(Event("start", target, run_id, text=f"retry {attempt + 1} after {type(exc).__name__}"))
-                await asyncio.sleep(backoff_delay(attempt, exc.retry_after))
-            finally:
-                if limiter is not None:  # stopped, or an unexpected error: give the slot back
-                    limiter.release(ok=False)
+            async for chunk in transport.stream(call):
+                text = chunk.text
+                if text:
+                    if state.first_token_at is None:
+                        state.first_token_at = time.perf_counter()
+                    parts.append(text)
+                    began[0] = True
+                    emit(Event("delta", target, run_id, text=text))
+                if chunk.reasoning:
+                    state.reasoning.append(chunk.reasoning)
+                if chunk.tool_calls:
+                    began[0] = True
+                    if state.first_token_at is None:
+                        state.first_token_at = time.perf_counter()
+                    _merge_tool_calls(pending, chunk.tool_calls)
+                if chunk.usage is not None:
+                    tokens_in, tokens_out = chunk.usage.tokens_in, chunk.usage.tokens_out
+                    emit(Event("usage", target, run_id, usage=chunk.usage))
+                if chunk.finish_reason:
+                    finish = chunk.finish_reason
+            if finish is None:
+                raise E.StreamError(
+                    "The stream ended before the model finished (no finish reason): the answer is incomplete."
+                )
+            calls = [pending[i] for i in sorted(pending)]
+            for i, tc in enumerate(calls):
+                if not tc.id:
+                    tc.id = f"call_{run_id[:8]}_{i}"
+            return calls, finish, tokens_in, tokens_out
+
+        def restart() -> None:  # retrying after output was shown: consumers start the text over
+            if began[0]:
+                del state.parts[:]
+                del state.reasoning[:]
+            began[0] = False
+
+        return await with_retries(req, result, emit, once, lambda: began[0], restart)
 
     # -- media ------------------------------------------------------------------------------------
     async def _media(
         self,
         req: RunRequest,
         call: ProviderCall,
-        rm: providers.ResolvedModel,
+        transport: transports.Transport,
         result: RunResult,
         state: _State,
     ) -> None:
         if call.input is None and req.kind == "transcription":
             raise E.BadParameterError("A transcription needs input= (audio bytes, a file path or a Media).")
-        attempt = 0
-        while True:
-            attempt += 1
-            result.attempts = attempt
-            try:
-                out = await _generate(call)
-                break
-            except E.NBPlaygroundError as exc:
-                if not exc.retryable or attempt >= req.max_attempts:
-                    raise
-                await asyncio.sleep(backoff_delay(attempt, exc.retry_after))
+        out = await with_retries(req, result, self.emit, lambda: transport.generate(call))
         state.first_token_at = time.perf_counter()
         if out.media is not None:
             result.media.append(out.media)
@@ -544,31 +526,30 @@ class Runner:
         result.finish_reason = "stop"
 
 
-def _transport(call: ProviderCall) -> Callable[[ProviderCall], AsyncIterator[Any]]:
-    if call.provider == "mock":
-        from nbplayground.core import mock
-
-        return mock.stream_chat
-    if call.transport == "native":
-        from nbplayground.core import openai_compat
-
-        return openai_compat.stream_chat
-    from nbplayground.core import litellm_transport
-
-    return litellm_transport.stream_chat
+def _forces_tool(choice: Any) -> bool:
+    """Whether a ``tool_choice`` forces a tool call ("required", "any", or a named function)."""
+    if isinstance(choice, dict):
+        return choice.get("type") not in (None, "auto", "none")
+    return choice in ("required", "any")
 
 
-async def _generate(call: ProviderCall) -> MediaOutput:
-    if call.provider == "mock":
-        from nbplayground.core import mock
-
-        try:
-            return await mock.generate(call)
-        except mock.MockModelError as exc:
-            raise E.BadParameterError(str(exc)) from None
-    from nbplayground.core import litellm_transport
-
-    return await litellm_transport.generate(call)
+def _check_complete(state: _State, result: RunResult) -> None:
+    """A run is complete only when it delivered something: text or a tool call (a finish alone is not)."""
+    if state.text or result.tool_calls:
+        return
+    finish = result.finish_reason
+    if finish == "length":
+        thought = " (all of it went to reasoning)" if state.reasoning else ""
+        raise E.EmptyAnswerError(
+            f"The model used all its tokens before writing any answer{thought}: raise max_tokens."
+        )
+    if finish in ("content_filter", "safety", "SAFETY", "blocked", "recitation"):
+        raise E.EmptyAnswerError(
+            f"The provider withheld the answer (finish reason {finish!r}): its content filter blocked it."
+        )
+    raise E.EmptyAnswerError(
+        f"The provider returned an empty or unreadable answer (finish reason {finish!r}, no text and no tool call)."
+    )
 
 
 def _merge_tool_calls(pending: dict[int, ToolCall], deltas: list[Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 
 class NBPlaygroundError(Exception):
@@ -13,10 +14,19 @@ class NBPlaygroundError(Exception):
     #: seconds the provider asked us to wait (Retry-After), if any
     retry_after: float | None = None
 
-    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status: int | None = None,
+        detail: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        #: what helps debugging but is not for the message (the first bytes of an unreadable body)
+        self.detail = detail
         if retry_after is not None:
             self.retry_after = retry_after
 
@@ -61,18 +71,23 @@ class UnknownModelError(NBPlaygroundError, ValueError):
     """The model name is not known to nbplayground, litellm or the provider."""
 
     def __init__(
-        self, model: str, suggestions: Iterable[str] = (), detail: str = "", *, status: int | None = None
+        self,
+        model: str,
+        suggestions: Iterable[str] = (),
+        detail: str = "",
+        *,
+        status: int | None = None,
+        hint: str | None = None,
     ) -> None:
         self.model = model
         self.suggestions = list(suggestions)
-        hint = f" Did you mean: {', '.join(self.suggestions)}?" if self.suggestions else ""
+        did_you_mean = f" Did you mean: {', '.join(self.suggestions)}?" if self.suggestions else ""
         more = f" ({detail})" if detail else ""
-        super().__init__(
-            f"Unknown model {model!r}{more}.{hint} "
+        advice = hint or (
             "Use 'provider/model' (e.g. 'openai/gpt-4o-mini'), a 'mock/...' model, or add it with "
-            "nbp.configure(models=...).",
-            status=status,
+            "nbp.configure(models=...)."
         )
+        super().__init__(f"Unknown model {model!r}{more}.{did_you_mean} {advice}", status=status)
 
 
 class BadParameterError(NBPlaygroundError, ValueError):
@@ -116,9 +131,19 @@ class ServerError(ProviderError):
 
 
 class ProviderTimeoutError(ProviderError):
-    """The provider did not answer in time (connect or read timeout, or a stalled stream)."""
+    """The provider made no progress in time (nothing after the request, or a stalled stream).
+
+    Retried at most once (``retry_limit``): a server that stalls twice is unlikely to answer a third time,
+    and each try costs a whole timeout.
+    """
 
     retryable = True
+    retry_limit = 1
+
+    def __init__(self, message: str, *, first_byte: bool = True, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        #: whether the stall came before any byte of the answer
+        self.first_byte = first_byte
 
 
 class ConnectionLostError(ProviderError):
@@ -129,6 +154,21 @@ class ConnectionLostError(ProviderError):
 
 class StreamError(ProviderError):
     """The stream broke off or ended without a finish reason: the text is incomplete."""
+
+
+class EmptyAnswerError(ProviderError):
+    """The provider's answer held no text, tool call or structured result, or could not be read at all.
+
+    ``detail`` keeps the first bytes of an unreadable body (an HTML page, say) for debugging.
+    """
+
+
+class UnreachableError(ProviderError):
+    """The request never reached a server (an invalid URL, a DNS failure, a refused connection). Not retried."""
+
+
+class SetupError(NBPlaygroundError):
+    """Something on this machine is missing before any request can be made (a package, credentials). Not retried."""
 
 
 class StructuredOutputError(NBPlaygroundError, ValueError):
@@ -180,6 +220,9 @@ PUBLIC_MESSAGES: dict[str, str] = {
     "ProviderTimeoutError": "The provider did not answer in time; try again later or raise parameters.timeout.",
     "ConnectionLostError": "The connection to the provider failed or was reset; try again later.",
     "StreamError": "The provider's stream broke off before the answer was complete; any partial text is kept.",
+    "EmptyAnswerError": "The provider returned an empty or unreadable answer; try again or check the endpoint.",
+    "UnreachableError": "The server could not reach the provider's endpoint; ask its administrator to check it.",
+    "SetupError": "The server is missing something this provider needs; ask its administrator to check the setup.",
     "StructuredOutputError": "The model's output does not match the requested schema; the raw text is kept.",
     "RunStopped": "The run was stopped before it finished.",
     "StoreError": f"The run history could not be read or written; try again. {_DETAILS}",

@@ -70,7 +70,8 @@ DEFAULT_API_BASE = {
     "nvidia_nim": "https://integrate.api.nvidia.com/v1",
 }
 #: Per-call options litellm accepts in params. They reach the provider but are never stored.
-CALL_OPTIONS = {"api_key", "api_base", "base_url", "timeout", "extra_headers", "api_version", "organization"}
+CALL_OPTIONS = {"api_key", "api_base", "base_url", "timeout", "total_timeout", "extra_headers", "api_version",
+                "organization"}  # fmt: skip
 #: Options that change where a request goes or what credentials it carries (ours and litellm's names).
 #: The REST API refuses them unless the server allows them (``c.NBPlayground.allow_connection_options``).
 CONNECTION_OPTIONS = frozenset({
@@ -108,6 +109,13 @@ NO_KEY = "no-key"
 #: lookup; the others (bedrock, vertex_ai, azure, ...) sign with this machine's cloud identity.
 _KEY_ONLY_PROVIDERS = (set(PROVIDER_KEY_ENV) - {"azure"}) | OPENAI_WIRE | {
     "ollama", "ollama_chat", "vllm", "hosted_vllm", "lm_studio", "llamafile"}  # fmt: skip
+
+
+def key_only(provider: str) -> bool:
+    """Whether the provider's only credential in litellm is an API key (no cloud identity to sign with)."""
+    return provider in _KEY_ONLY_PROVIDERS
+
+
 #: Headers that would change where a request goes (or break its framing): never per call.
 _ROUTING_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "forwarded",
                               "x-forwarded-host", "x-forwarded-for", "x-real-ip"})  # fmt: skip
@@ -138,6 +146,11 @@ def cost_map() -> dict[str, dict[str, Any]]:
     except OSError:
         return {}
     return {k: v for k, v in data.items() if isinstance(v, dict) and k != "sample_spec"}
+
+
+def cost_map_ready() -> bool:
+    """Whether the cost map is loaded already (the first load reads a large JSON file: keep it off loops)."""
+    return cost_map.cache_info().currsize > 0
 
 
 @functools.cache
@@ -186,8 +199,12 @@ class ResolvedModel:
     info: dict[str, Any] = field(default_factory=dict)
 
     def price(self, tokens_in: int | None, tokens_out: int | None) -> float | None:
-        """USD for these tokens, or None when a needed price (or token count) is unknown."""
-        if tokens_in is None and tokens_out is None:
+        """USD for these tokens, or None when a needed price or either token count is unknown.
+
+        An unknown count is not zero: a run whose provider reported only its input tokens has a cost
+        nobody knows, and a batch's total must say so rather than undercount.
+        """
+        if tokens_in is None or tokens_out is None:
             return None
         total = 0.0
         for count, rate in ((tokens_in, self.input_cost_per_token), (tokens_out, self.output_cost_per_token)):
@@ -350,8 +367,9 @@ def split_params(rm: ResolvedModel, params: dict[str, Any] | None) -> tuple[dict
             )
             raise BadParameterError(f"Unknown parameter {key!r}.{hint}")
         _check_param(key, value)
-    if "timeout" in options:
-        _check_number("timeout", options["timeout"], low=0, exclusive=True)
+    for name in ("timeout", "total_timeout"):
+        if name in options:
+            _check_number(name, options[name], low=0, exclusive=True)
     endpoint = "api_base" if options.get("api_base") else "base_url" if options.get("base_url") else None
     if endpoint and rm.transport == "litellm" and rm.provider not in _KEY_ONLY_PROVIDERS:
         raise BadParameterError(

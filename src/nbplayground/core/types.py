@@ -127,6 +127,7 @@ class ProviderChunk:
     tool_calls: list[ToolCallDelta] | None = None
     usage: Usage | None = None
     finish_reason: str | None = None
+    reasoning: str = ""  # the model's reasoning (reasoning_content, thinking), shown apart from the answer
 
 
 @dataclass(slots=True)
@@ -143,7 +144,8 @@ class ProviderCall:
     input: Any = None  # text for speech, bytes/path for transcription
     api_base: str | None = None
     api_key: str | None = field(default=None, repr=False)
-    timeout: float | None = None
+    timeout: float | None = None  # seconds without progress before the call fails
+    total_timeout: float | None = None  # seconds for the whole call, if bounded
     litellm_model: str | None = None  # "provider/model" string for litellm
     transport: str = "auto"  # "mock" | "native" | "litellm"
     stream: bool = True  # False: ask for one whole answer (batch runs)
@@ -212,6 +214,7 @@ class RunResult:
     error: str | None = None
     error_type: str | None = None
     error_status: int | None = None  # the provider's HTTP status when the error came from one
+    error_detail: str | None = None  # debugging only, never in the message (an unreadable body's start)
     data: Any = None
     tool_calls: list[ToolCall] = field(default_factory=list)
     media: list[Media] = field(default_factory=list)
@@ -221,6 +224,8 @@ class RunResult:
     latency_ms: float | None = None
     ttft_ms: float | None = None
     finish_reason: str | None = None
+    reasoning: str | None = None  # the model's reasoning (reasoning_content, thinking), apart from its answer
+    tokens_estimated: bool = False  # the provider reported no usage: tokens were counted here
     provider: str | None = None
     kind: Kind = "chat"
     surface: str = "python"
@@ -283,9 +288,9 @@ class RunResult:
 
 
 _RESULT_SCALARS = (
-    "id", "model", "status", "text", "error", "error_type", "error_status", "tokens_in", "tokens_out",
-    "cost_usd", "latency_ms", "ttft_ms", "finish_reason", "provider", "kind", "surface", "prompt_ref", "thread_id",
-    "parent_id", "group_id", "target_index", "attempts", "row_key",
+    "id", "model", "status", "text", "error", "error_type", "error_status", "error_detail", "tokens_in",
+    "tokens_out", "tokens_estimated", "cost_usd", "latency_ms", "ttft_ms", "finish_reason", "reasoning", "provider",
+    "kind", "surface", "prompt_ref", "thread_id", "parent_id", "group_id", "target_index", "attempts", "row_key",
 )  # fmt: skip
 
 

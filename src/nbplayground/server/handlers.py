@@ -348,6 +348,7 @@ class RunDetailHandler(BaseHandler):
         except Exception as exc:
             return self.fail(exc)
         detail = {**run.to_dict(), "stats": sse.stats(run)}
+        detail.pop("error_detail", None)  # a provider's bytes: kept in the history, never sent to API callers
         if run.error is not None:
             detail["error"] = sse.error_message(run)
         self.finish(json.dumps(detail, default=str))

@@ -514,6 +514,8 @@ def _from_row(row: dict[str, Any]) -> RunResult:
         parent_id=row["parent_id"], group_id=row["group_id"], target_index=int(num("target_index") or 0),
         attempts=int(num("attempts") or 1), row_key=row.get("row_key"),
         error_status=None if num("error_status") is None else int(row["error_status"]),
+        reasoning=row.get("reasoning"), error_detail=row.get("error_detail"),
+        tokens_estimated=bool(row.get("tokens_estimated")),
         created_at=_utc(created) if isinstance(created, datetime) else datetime.now(UTC),
     )  # fmt: skip
 

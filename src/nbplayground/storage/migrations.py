@@ -95,6 +95,14 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE runs ALTER error_status SET DATA TYPE BIGINT;
         """,
     ),
+    (
+        "0007_runs_reasoning_detail_estimated",
+        """
+        ALTER TABLE runs ADD COLUMN reasoning VARCHAR;
+        ALTER TABLE runs ADD COLUMN error_detail VARCHAR;
+        ALTER TABLE runs ADD COLUMN tokens_estimated BOOLEAN;
+        """,
+    ),
 ]
 
 

@@ -35,11 +35,12 @@ COLUMNS = (
     "id", "created_at", "surface", "provider", "model", "kind", "status", "error", "error_type", "text",
     "data", "tool_calls", "media", "messages", "params", "variables", "template", "prompt_ref", "tokens_in",
     "tokens_out", "cost_usd", "latency_ms", "ttft_ms", "finish_reason", "thread_id", "parent_id", "group_id",
-    "target_index", "attempts", "row_key", "error_status",
+    "target_index", "attempts", "row_key", "error_status", "reasoning", "error_detail", "tokens_estimated",
 )  # fmt: skip
 JSON_COLUMNS = frozenset({"data", "tool_calls", "media", "messages", "params", "variables", "template"})
 INT_COLUMNS = frozenset({"tokens_in", "tokens_out", "target_index", "attempts", "error_status"})
 FLOAT_COLUMNS = frozenset({"cost_usd", "latency_ms", "ttft_ms"})
+BOOL_COLUMNS = frozenset({"tokens_estimated"})
 _INSERT = f"INSERT OR IGNORE INTO runs ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} FROM _nbp_batch"
 #: Batches up to this size are inserted with plain VALUES: building Arrow arrays costs more for a few rows.
 PLAIN_MAX = 16
@@ -153,6 +154,8 @@ def storable(values: Mapping[str, Any]) -> Row:
             out.append(integer(value))
         elif col in FLOAT_COLUMNS:
             out.append(number(value))
+        elif col in BOOL_COLUMNS:
+            out.append(None if value is None else value in (True, 1, "true", "True", "1"))
         elif col in JSON_COLUMNS:
             out.append(json_text(value))
         else:
@@ -353,6 +356,9 @@ def to_row(
         "group_id": get(result, "group_id", None), "target_index": get(result, "target_index", None),
         "attempts": get(result, "attempts", None), "row_key": get(result, "row_key", None),
         "error_status": get(result, "error_status", None),
+        "reasoning": guard("reasoning", lambda: redacted("reasoning")),
+        "error_detail": guard("error_detail", lambda: redacted("error_detail")),
+        "tokens_estimated": get(result, "tokens_estimated", None),
     }  # fmt: skip
     return storable(values)
 
@@ -390,6 +396,8 @@ def _arrow_schema() -> Any:
             return pa.int64()
         if col in FLOAT_COLUMNS:
             return pa.float64()
+        if col in BOOL_COLUMNS:
+            return pa.bool_()
         return pa.string()
 
     return pa.schema([(c, kind(c)) for c in COLUMNS])

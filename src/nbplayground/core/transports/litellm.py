@@ -1,7 +1,12 @@
-"""Providers through litellm: chat streaming for non-OpenAI wire formats, and every media kind.
+"""The litellm transport: chat for every wire format but OpenAI's, and every media kind.
 
-litellm is imported on first use only (it takes seconds), with ``LITELLM_LOCAL_MODEL_COST_MAP`` set so it
-never fetches its price map from the network. nbplayground owns retries, so litellm's are turned off.
+litellm is imported on first use only, in a thread (``prepare``; it takes seconds, and on the engine's
+loop it would freeze every other run in flight), with ``LITELLM_LOCAL_MODEL_COST_MAP`` set so it never
+fetches its price map from the network. nbplayground owns retries, so litellm's are turned off.
+
+litellm makes up a finish reason when a stream ends (``stop``) and hides a provider's 429 raised
+mid-stream inside a ``MidStreamFallbackError``: the engine therefore judges completion by what arrived
+(an empty answer is an error) and ``errormap`` maps the original exception.
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ from typing import Any
 
 from nbplayground.core.errormap import from_litellm
 from nbplayground.core.errors import NBPlaygroundError, StreamError
+from nbplayground.core.providers import NO_KEY, key_only
+from nbplayground.core.transports import Capabilities
+from nbplayground.core.transports import http as H
+from nbplayground.core.transports.native_openai import json_schema_format
 from nbplayground.core.types import Media, MediaOutput, ProviderCall, ProviderChunk, ToolCallDelta, Usage
 
 _import_lock = threading.Lock()
@@ -21,7 +30,7 @@ _litellm: Any = None
 
 
 def get_litellm() -> Any:
-    """Import and quieten litellm once."""
+    """Import and quieten litellm once (blocking: call it from a thread, see ``LiteLLMTransport.prepare``)."""
     global _litellm
     if _litellm is None:
         with _import_lock:
@@ -48,6 +57,10 @@ def _kwargs(call: ProviderCall) -> dict[str, Any]:
         kw["api_base"] = call.api_base
     if call.api_key:
         kw["api_key"] = call.api_key
+    elif call.api_base and key_only(call.provider):
+        kw["api_key"] = (
+            NO_KEY  # a keyless local endpoint: litellm would otherwise refuse ("Missing credentials")
+        )
     if call.timeout:
         kw["timeout"] = call.timeout
     kw["num_retries"] = 0
@@ -55,55 +68,80 @@ def _kwargs(call: ProviderCall) -> dict[str, Any]:
     return kw
 
 
-async def stream_chat(call: ProviderCall) -> AsyncIterator[ProviderChunk]:
-    """Stream a chat completion through ``litellm.acompletion(stream=True)``."""
-    litellm = get_litellm()
-    kw = _kwargs(call)
-    kw.update(messages=call.messages, stream=call.stream)
-    if call.stream:
-        kw["stream_options"] = {"include_usage": True}
-    if call.tools:
-        kw["tools"] = call.tools
-    if call.response_format:
-        from nbplayground.core.openai_compat import json_schema_format
+class LiteLLMTransport:
+    """Chat and media through ``litellm``."""
 
-        kw["response_format"] = json_schema_format(call.response_format)
-    try:
-        response = await litellm.acompletion(**kw)
-    except Exception as exc:
-        raise from_litellm(exc, call) from None
-    if not call.stream:
-        out = _whole(response)
-        if out is not None:
-            yield out
-        return
-    try:
-        async for chunk in response:
-            out = _chunk(chunk)
-            if out is not None:
-                yield out
-    except NBPlaygroundError:
-        raise
-    except Exception as exc:
-        mapped = from_litellm(exc, call)
-        raise mapped from None
-    finally:
-        close = getattr(response, "aclose", None)
-        if close is not None:
-            try:
-                await close()
-            except Exception:
-                pass
+    name = "litellm"
+    capabilities = Capabilities(
+        streaming=True, tools=True, structured_output=True, reasoning=True,
+        media=frozenset({"image", "speech", "transcription"}),
+    )  # fmt: skip
+
+    @property
+    def ready(self) -> bool:
+        """Whether litellm is imported already."""
+        return _litellm is not None
+
+    def prepare(self) -> None:
+        """Import litellm (seconds, once): run in a thread, never on the engine's loop."""
+        get_litellm()
+
+    async def stream(self, call: ProviderCall) -> AsyncIterator[ProviderChunk]:
+        """Stream a chat completion through ``litellm.acompletion``, bounded by a progress deadline."""
+        litellm = get_litellm()
+        kw = _kwargs(call)
+        kw.update(messages=call.messages, stream=call.stream)
+        if call.stream:
+            kw["stream_options"] = {"include_usage": True}
+        if call.tools:
+            kw["tools"] = call.tools
+        if call.response_format:
+            kw["response_format"] = json_schema_format(call.response_format)
+        deadline = H.ProgressDeadline(call.timeout, call.total_timeout)
+        response: Any = None
+        try:
+            async with deadline:
+                try:
+                    response = await litellm.acompletion(**kw)
+                except Exception as exc:
+                    raise from_litellm(exc, call) from None
+                if not call.stream:
+                    deadline.progress()
+                    yield _whole(response)
+                    return
+                try:
+                    async for chunk in response:
+                        out = _chunk(chunk)
+                        if out is not None:
+                            if out.text or out.tool_calls or out.finish_reason or out.reasoning:
+                                deadline.progress()
+                            yield out
+                except NBPlaygroundError:
+                    raise
+                except Exception as exc:
+                    raise from_litellm(exc, call) from None
+        finally:
+            close = getattr(response, "aclose", None)
+            if close is not None:
+                try:
+                    await close()
+                except Exception:
+                    pass
+
+    async def generate(self, call: ProviderCall) -> MediaOutput:
+        """Image generation, text-to-speech or transcription through litellm."""
+        return await generate(call)
 
 
-def _whole(response: Any) -> ProviderChunk | None:
+def _whole(response: Any) -> ProviderChunk:
     """A non-streamed litellm ModelResponse as one chunk."""
     choices = getattr(response, "choices", None) or []
     out = ProviderChunk()
     if choices:
         msg = getattr(choices[0], "message", None)
         out.text = (getattr(msg, "content", None) or "") if msg is not None else ""
-        out.finish_reason = getattr(choices[0], "finish_reason", None) or "stop"
+        out.reasoning = (getattr(msg, "reasoning_content", None) or "") if msg is not None else ""
+        out.finish_reason = getattr(choices[0], "finish_reason", None)
         calls = getattr(msg, "tool_calls", None) if msg is not None else None
         if calls:
             out.tool_calls = [
@@ -128,6 +166,7 @@ def _chunk(chunk: Any) -> ProviderChunk | None:
         choice = choices[0]
         delta = getattr(choice, "delta", None)
         text = (getattr(delta, "content", None) or "") if delta is not None else ""
+        reasoning = (getattr(delta, "reasoning_content", None) or "") if delta is not None else ""
         finish = getattr(choice, "finish_reason", None)
         calls = None
         raw_calls = getattr(delta, "tool_calls", None) if delta is not None else None
@@ -143,8 +182,8 @@ def _chunk(chunk: Any) -> ProviderChunk | None:
                         arguments=(getattr(fn, "arguments", None) or "") if fn is not None else "",
                     )
                 )
-        if text or finish or calls:
-            out = ProviderChunk(text=text, tool_calls=calls, finish_reason=finish)
+        if text or finish or calls or reasoning:
+            out = ProviderChunk(text=text, tool_calls=calls, finish_reason=finish, reasoning=reasoning)
     if usage:
         u = Usage(
             tokens_in=getattr(usage, "prompt_tokens", None),
@@ -236,9 +275,10 @@ async def _image_bytes(item: Any) -> tuple[bytes, str]:
         header, _, payload = url.partition(",")
         data = base64.b64decode(payload) if header.endswith(";base64") else payload.encode()
         return data, header[5:].split(";")[0] or image_mime(data)
-    from nbplayground.core.openai_compat import session
-
-    async with session().get(url) as resp:
+    async with H.session().get(url) as resp:
         resp.raise_for_status()
         data = await resp.read()
         return data, resp.headers.get("content-type", "").split(";")[0] or image_mime(data)
+
+
+TRANSPORT = LiteLLMTransport()
