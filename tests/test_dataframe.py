@@ -350,48 +350,43 @@ def test_max_cost_without_a_price_refuses_before_any_request():
         df.prompt.run("a", prompt="{{q}}", model="mock/echo", max_cost=-1, progress=False)
 
 
-def test_max_cost_counts_rows_without_usage_at_their_worst_case():
-    """Priced model, server omits usage, max_tokens set: each such row costs its worst case against the cap."""
-    import json
-
+def test_rows_without_usage_are_counted_here_and_the_cap_holds_by_those_counts():
+    """Priced model, the server omits usage: each row's tokens are counted locally (marked) and charged."""
     df = pd.DataFrame({"q": ["x"] * 10})
     with NoUsageServer() as srv:
         nbp.configure(models={"nousage": {"model": "openai/m", "api_base": srv.url,
                                           "input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6}})  # fmt: skip
-        msgs = [{"role": "user", "content": "x"}]
-        worst = (len(json.dumps([msgs, None, None]).encode()) + 10) * 1e-6  # bytes bound tokens in
+        one = nbp.run("x", model="nousage", history=False)
+        assert one.tokens_estimated and one.cost_usd is not None and one.cost_usd > 0
         out = df.prompt.run("a", prompt="{{q}}", model="nousage", params={"max_tokens": 10},
-                            max_cost=worst * 3.5, concurrency=1, progress=False)  # fmt: skip
-        sent = len(srv.bodies)
+                            max_cost=one.cost_usd * 3.5, concurrency=1, progress=False)  # fmt: skip
+        sent = len(srv.bodies) - 1
     info = out.attrs["nbplayground"]
     assert sent == 3 == info["ok"] and info["not_run"] == 7 and info["budget_exhausted"]
-    assert info["cost_usd"] is None and info["unpriced_rows"] == 3
-    assert info["cost_usd_at_most"] == pytest.approx(3 * worst) and info["cost_usd_at_most"] <= worst * 3.5
-    assert "the server sent no token usage" in info["summary"] and "at most $" in info["summary"]
-    assert not info["cost_unenforceable"]
+    assert info["cost_usd"] == pytest.approx(3 * one.cost_usd) and info["estimated_rows"] == 3
+    assert info["unpriced_rows"] == 0 and not info["cost_unenforceable"]
+    assert "3 rows sent no usage and were counted here" in info["summary"]
 
 
 def test_max_cost_stops_the_batch_when_a_row_cost_cannot_be_bounded():
-    """Priced model, no usage and no max_tokens: the worst case is unbounded, so no new row starts."""
-    df = pd.DataFrame({"q": [f"q{i}" for i in range(10)]})
-    with NoUsageServer() as srv:
-        nbp.configure(models={"nousage": {"model": "openai/m", "api_base": srv.url,
-                                          "input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6}})  # fmt: skip
-        with pytest.warns(UserWarning, match="max_cost cannot be enforced") as caught:
-            out = df.prompt.run("a", prompt="{{q}}", model="nousage", max_cost=100.0, concurrency=1,
-                                progress=False)  # fmt: skip
-        assert len(srv.bodies) == 1  # the first row without usage stopped the batch
-        message = str(caught[0].message)
-        assert "max_tokens" in message and "9 rows not run" in message and "\n" not in message
-        info = out.attrs["nbplayground"]
-        assert info["cost_unenforceable"] and not info["budget_exhausted"]
-        assert info["ok"] == 1 and info["not_run"] == 9 and info["cost_usd"] is None
-        assert out["a__status"].tolist().count("not run") == 9
-        # without max_cost nothing needs enforcing: the rest runs (resumed), cost still reported unknown
-        rest = df.prompt.run("a", prompt="{{q}}", model="nousage", progress=False)
-        assert len(srv.bodies) == 10 and rest["a"].notna().all()
-        assert rest.attrs["nbplayground"]["cost_usd"] is None
-        assert rest.attrs["nbplayground"]["unpriced_rows"] == 9
+    """A transcription reports no input tokens: its cost is unknown and unbounded, so no new row starts."""
+    from nbplayground.core import mock
+
+    audio = mock.make_wav("hello there")
+    df = pd.DataFrame({"audio": [audio] * 6})
+    with pytest.warns(UserWarning, match="max_cost cannot be enforced") as caught:
+        out = df.prompt.run("t", kind="transcription", input="{{audio}}", model="mock/stt", max_cost=100.0,
+                            concurrency=1, progress=False)  # fmt: skip
+    message = str(caught[0].message)
+    assert "cannot be bounded" in message and "5 rows not run" in message and "\n" not in message
+    info = out.attrs["nbplayground"]
+    assert info["cost_unenforceable"] and not info["budget_exhausted"]
+    assert info["ok"] == 1 and info["not_run"] == 5 and info["cost_usd"] is None
+    assert out["t__status"].tolist().count("not run") == 5
+    # without max_cost nothing needs enforcing: the rest runs (resumed), the cost still reported unknown
+    rest = df.prompt.run("t", kind="transcription", input="{{audio}}", model="mock/stt", progress=False)
+    assert rest["t"].notna().all() and rest.attrs["nbplayground"]["cost_usd"] is None
+    assert rest.attrs["nbplayground"]["unpriced_rows"] == 5
 
 
 def test_estimate_without_max_tokens_is_a_floor():

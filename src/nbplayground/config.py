@@ -168,9 +168,11 @@ def _parse_model(name: str, spec: Any) -> CustomModel:
         raise ConfigError(f"Model {name!r}: 'model' is required (e.g. 'openai/gpt-4o-mini').")
     transport = spec.get("transport", "auto")
     if transport not in _TRANSPORTS:
-        raise ConfigError(
-            f"Model {name!r}: transport must be one of {sorted(_TRANSPORTS)}, got {transport!r}."
-        )
+        from nbplayground.core import transports  # plugins add theirs (entry point nbplayground.transports)
+
+        known = sorted(_TRANSPORTS | set(transports.names()))
+        if transport not in known:
+            raise ConfigError(f"Model {name!r}: transport must be one of {known}, got {transport!r}.")
     for key in ("input_cost_per_token", "output_cost_per_token"):
         if key in spec and not isinstance(spec[key], int | float):
             raise ConfigError(f"Model {name!r}: {key} must be a number (USD per token).")
@@ -252,4 +254,19 @@ def configure(
         _overrides["aliases"].update(aliases or {})
         _overrides["models"].update(parsed)
         _overrides["_version"] = _overrides.get("_version", 0) + 1
+    _warm_transports([*parsed, *([default_model] if default_model else [])])
     return settings()
+
+
+def _warm_transports(names: list[str]) -> None:
+    """Start importing litellm in the background when a model configured now will need it (seconds of
+    work, better done while the user types than when the first run waits for it)."""
+    from nbplayground.core import providers, transports
+
+    for name in names:
+        try:
+            if providers.resolve(name).transport == "litellm":
+                transports.warm("litellm")
+                return
+        except Exception:  # a bad name is reported when it is run
+            continue

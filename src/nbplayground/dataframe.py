@@ -254,6 +254,7 @@ def run_prompt(
     worst: dict[int, float] = {}  # row -> worst-case cost of one attempt, for rows in flight
     held: dict[int, float] = {}  # row -> what it holds of the budget while in flight
     unknown = [0]
+    estimated = [0]  # rows whose server sent no usage: their tokens (and cost) were counted here
     halted: list[str] = []  # why scheduling stopped because the budget could no longer be enforced
     lock = threading.Lock()
     counts = {"ok": 0, "error": 0, "stopped": 0}
@@ -304,6 +305,7 @@ def run_prompt(
         with lock:
             counts[r.status] = counts.get(r.status, 0) + 1
             bound = worst.pop(i, None)
+            estimated[0] += bool(r.tokens_estimated)
             if r.cost_usd is not None:
                 spent[0] += r.cost_usd
             elif _cost_unknown(row):
@@ -367,6 +369,7 @@ def run_prompt(
             "failed": sum(1 for r in results if r is not None and r.status == "error"),
             "not_run": sum(1 for r in results if r is None),
             "cost_usd": None if unknown[0] else round(spent[0], 8), "unpriced_rows": unknown[0],
+            "estimated_rows": estimated[0],
             "cost_usd_at_most": round(spent[0] + ceiling[0], 8) if unknown[0] and max_cost is not None
             and not halted else None,
             "interrupted": interrupted, "budget_exhausted": budget_hit[0],
@@ -387,7 +390,9 @@ def _summary(info: dict[str, Any], priced: bool) -> str:
     if info["resumed"]:
         text += f" ({info['resumed']} from an earlier run)"
     if info["cost_usd"] is not None:
-        return f"{text} · cost ${info['cost_usd']:.4f}"
+        counted = info.get("estimated_rows") or 0
+        note = f" (~: {counted} rows sent no usage and were counted here)" if counted else ""
+        return f"{text} · cost ${info['cost_usd']:.4f}{note}"
     why = (
         "the server sent no token usage"
         if priced

@@ -64,6 +64,7 @@ class OpenAIServer:
     chaos_seed: int = 0
     retry_after: float = 0.05
     latency: float = 0.0  # seconds before every answer (a model's thinking time)
+    no_usage: bool = False  # streams never report usage (like many local servers)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def __enter__(self) -> OpenAIServer:
@@ -271,7 +272,7 @@ class OpenAIServer:
                         return False
                 if not b.no_finish:
                     send({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-            if data.get("stream_options", {}).get("include_usage"):
+            if data.get("stream_options", {}).get("include_usage") and not self.no_usage:
                 send(
                     {
                         **base,

@@ -23,8 +23,10 @@ def footer(r: RunResult) -> str:
     """``model · 12→34 tok · $0.000012 · 345 ms · run 1a2b3c4d`` (plus the status when not ok)."""
     parts = [r.model]
     if r.tokens_in is not None or r.tokens_out is not None:
+        counted = "~" if r.tokens_estimated else ""  # counted here: the server reported no usage
         parts.append(
-            f"{r.tokens_in if r.tokens_in is not None else '?'}→{r.tokens_out if r.tokens_out is not None else '?'} tok"
+            f"{counted}{r.tokens_in if r.tokens_in is not None else '?'}→"
+            f"{r.tokens_out if r.tokens_out is not None else '?'} tok"
         )
     parts.append(f"${r.cost_usd:.6f}" if r.cost_usd is not None else "cost n/a")
     if r.latency_ms is not None:
@@ -90,6 +92,8 @@ _MUTED = "opacity:.7;font-size:smaller;margin-top:6px"
 def html_body(r: RunResult, chat: str | None = None, fmt: str = "markdown") -> str:
     """The HTML of a finished run (inside the output container): tools, answer, media, error, footer."""
     blocks = [h for _, h in _tool_lines(r, chat)]
+    if r.reasoning:  # folded: the answer comes first
+        blocks.append(f"<details><summary style=\"{_MUTED}\">reasoning</summary>{render.paragraph(r.reasoning, style=_MUTED)}</details>")
     blocks.append(_body_html(r, fmt))
     blocks.extend(render.media(m) for m in r.media)
     if r.status == "error":

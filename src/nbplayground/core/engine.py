@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from nbplayground.core import errors as E
-from nbplayground.core import providers, secrets, transports
+from nbplayground.core import providers, secrets, tokens, transports
 from nbplayground.core.retry import with_retries
 from nbplayground.core.tools import execute
 from nbplayground.core.types import (
@@ -344,10 +344,12 @@ class Runner:
             transport = transports.for_call(call)
             if req.kind != "chat" and req.kind not in transport.capabilities.media:
                 transport = transports.get("litellm")
-            await transports.prepare(transport)  # slow first-use imports, in a thread
+            await transports.prepare(transport, call)  # slow first-use imports, in a thread
             state.started_at = time.perf_counter()  # timings start when the request is sent
             if req.kind == "chat":
                 await self._chat(req, call, transport, result, state)
+                if result.tokens_in is None or result.tokens_out is None:
+                    await _estimate_tokens(call, result, state)
             else:
                 await self._media(req, call, transport, result, state)
             result.status = "ok"
@@ -524,6 +526,18 @@ class Runner:
         if out.usage is not None:
             _add_usage(result, out.usage.tokens_in, out.usage.tokens_out)
         result.finish_reason = "stop"
+
+
+async def _estimate_tokens(call: ProviderCall, result: RunResult, state: _State) -> None:
+    """Count the tokens a server did not report (many local servers omit usage), and say they are counted."""
+    if not tokens.ready():
+        await asyncio.to_thread(tokens.load)  # reading the encoding takes ~0.3 s once
+    if result.tokens_in is None:
+        result.tokens_in = tokens.count_messages(call.messages, call.tools)
+    if result.tokens_out is None:
+        produced = state.text + "".join(state.reasoning) + "".join(tc.arguments for tc in result.tool_calls)
+        result.tokens_out = tokens.count(produced)
+    result.tokens_estimated = True
 
 
 def _forces_tool(choice: Any) -> bool:

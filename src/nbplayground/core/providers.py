@@ -298,6 +298,12 @@ def _resolve_plain(model: str, allow_unknown: bool) -> ResolvedModel:
             input_cost_per_token=mock.INPUT_COST_PER_TOKEN, output_cost_per_token=mock.OUTPUT_COST_PER_TOKEN,
         )  # fmt: skip
     provider, _, rest = model.partition("/")
+    if rest and provider not in known_providers():
+        from nbplayground.core import transports
+
+        plugin = transports.provider_transport(provider)
+        if plugin is not None:  # a transport plugin serves this provider: it knows its models and keys
+            return ResolvedModel(name=model, provider=provider, model=rest, litellm_model=model, transport=plugin)
     if rest and provider in known_providers():
         info = cmap.get(model) or cmap.get(rest) or {}
         if info.get("litellm_provider") not in (None, provider) and model not in cmap:

@@ -2,7 +2,8 @@
 
 A transport is any object with a ``name``, its :class:`Capabilities`, ``stream(call)`` (an async iterator
 of :class:`~nbplayground.core.types.ProviderChunk`) and ``generate(call)`` (media kinds), and optionally
-``prepare()`` (slow imports, run in a thread before the first call so the engine's loop never blocks) and
+``prepare(call)`` with ``is_ready(call)`` (slow first-use work such as imports, run in a thread before the
+call so the engine's loop never blocks) and
 ``providers`` (provider prefixes it serves, e.g. ``{"myco"}`` for models written ``myco/<model>``).
 
 Three ship: ``native`` (the OpenAI chat-completions wire over aiohttp), ``litellm`` (every other provider,
@@ -136,22 +137,27 @@ def provider_transport(provider: str) -> str | None:
     return _plugin_providers.get(provider)
 
 
-async def prepare(transport: Transport) -> None:
+async def prepare(transport: Transport, call: ProviderCall | None = None) -> None:
     """Run the transport's slow first-use work (imports) in a thread, so the engine's loop never stalls."""
     prep = getattr(transport, "prepare", None)
-    if prep is None or getattr(transport, "ready", False):
+    if prep is None or _is_ready(transport, call):
         return
     import asyncio
 
-    await asyncio.to_thread(prep)
+    await asyncio.to_thread(prep, call)
+
+
+def _is_ready(transport: Transport, call: ProviderCall | None) -> bool:
+    check = getattr(transport, "is_ready", None)
+    return bool(check(call)) if check is not None else False
 
 
 def warm(name: str = "litellm") -> None:
-    """Start a transport's first-use work in a background thread now (at configure time, say)."""
+    """Start a transport's first-use work in a background thread now (when a model that needs it is configured)."""
     transport = get(name)
     prep = getattr(transport, "prepare", None)
-    if prep is not None and not getattr(transport, "ready", False):
-        threading.Thread(target=prep, name=f"nbplayground-warm-{name}", daemon=True).start()
+    if prep is not None and not _is_ready(transport, None):
+        threading.Thread(target=prep, args=(None,), name=f"nbplayground-warm-{name}", daemon=True).start()
 
 
 def for_call(call: ProviderCall) -> Transport:

@@ -11,6 +11,7 @@ mid-stream inside a ``MidStreamFallbackError``: the engine therefore judges comp
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from collections.abc import AsyncIterator
@@ -27,6 +28,34 @@ from nbplayground.core.types import Media, MediaOutput, ProviderCall, ProviderCh
 
 _import_lock = threading.Lock()
 _litellm: Any = None
+_warmed: set[str] = set()  # providers whose first-call imports are done
+_loops: set[Any] = set()  # event loops litellm's cached HTTP clients live on (closed there at exit)
+
+
+async def _warm(litellm: Any, model: str) -> None:
+    response = await litellm.acompletion(
+        model=model, messages=[{"role": "user", "content": "warm"}], stream=True, mock_response="ok",
+        api_key=NO_KEY,
+    )  # fmt: skip
+    async for _ in response:
+        pass
+
+
+def _close_clients() -> None:
+    """At exit, close litellm's cached async HTTP clients on the loops that own them.
+
+    litellm's own exit hook closes them from a new loop, which leaves their transports to be collected
+    during shutdown and prints "Exception ignored ..." noise; registered after litellm's import, this
+    runs first.
+    """
+    from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
+
+    for loop in list(_loops):
+        if loop.is_running():
+            try:
+                asyncio.run_coroutine_threadsafe(close_litellm_async_clients(), loop).result(timeout=2)
+            except Exception:
+                pass
 
 
 def get_litellm() -> Any:
@@ -45,6 +74,9 @@ def get_litellm() -> Any:
                 litellm.drop_params = True
                 for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm", "httpx"):
                     logging.getLogger(name).setLevel(logging.WARNING)
+                import atexit
+
+                atexit.register(_close_clients)
                 _litellm = litellm
     return _litellm
 
@@ -77,18 +109,32 @@ class LiteLLMTransport:
         media=frozenset({"image", "speech", "transcription"}),
     )  # fmt: skip
 
-    @property
-    def ready(self) -> bool:
-        """Whether litellm is imported already."""
-        return _litellm is not None
+    def is_ready(self, call: ProviderCall | None = None) -> bool:
+        """Whether litellm is imported, and warmed for the call's provider."""
+        return _litellm is not None and (call.provider if call is not None else "openai") in _warmed
 
-    def prepare(self) -> None:
-        """Import litellm (seconds, once): run in a thread, never on the engine's loop."""
-        get_litellm()
+    def prepare(self, call: ProviderCall | None = None) -> None:
+        """Import litellm and warm its call path for the provider: seconds, once, in a thread.
+
+        ``acompletion`` imports ~60 more modules on its first call (~0.4 s); one answer with litellm's
+        ``mock_response`` (no network) pays that here instead of on the engine's loop.
+        """
+        litellm = get_litellm()
+        provider = call.provider if call is not None else "openai"
+        model = (call.litellm_model if call is not None else None) or "openai/gpt-4o-mini"
+        with _import_lock:
+            if provider in _warmed:
+                return
+            try:
+                asyncio.run(_warm(litellm, model))
+            except Exception:  # warming is an optimisation: the real call reports real problems
+                pass
+            _warmed.add(provider)
 
     async def stream(self, call: ProviderCall) -> AsyncIterator[ProviderChunk]:
         """Stream a chat completion through ``litellm.acompletion``, bounded by a progress deadline."""
         litellm = get_litellm()
+        _loops.add(asyncio.get_running_loop())
         kw = _kwargs(call)
         kw.update(messages=call.messages, stream=call.stream)
         if call.stream:
@@ -199,6 +245,7 @@ def _chunk(chunk: Any) -> ProviderChunk | None:
 async def generate(call: ProviderCall) -> MediaOutput:
     """Image generation, text-to-speech or transcription through litellm."""
     litellm = get_litellm()
+    _loops.add(asyncio.get_running_loop())
     kw = _kwargs(call)
     try:
         if call.kind == "image":

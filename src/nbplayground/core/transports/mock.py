@@ -21,7 +21,6 @@ class MockTransport:
         media=frozenset({"image", "speech", "transcription"}),
     )
     providers = frozenset({"mock"})
-    ready = True
 
     async def stream(self, call: ProviderCall) -> AsyncIterator[ProviderChunk]:
         """A mock chat answer as chunks."""

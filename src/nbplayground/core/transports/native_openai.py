@@ -14,6 +14,7 @@ count), and the provider's own finish reason (a stream that ends without one is 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -89,7 +90,14 @@ class NativeOpenAI:
 
     name = "native"
     capabilities = Capabilities(streaming=True, tools=True, structured_output=True, reasoning=True)
-    ready = True
+
+    def is_ready(self, call: ProviderCall | None = None) -> bool:
+        """Whether aiohttp is imported already."""
+        return "aiohttp" in sys.modules
+
+    def prepare(self, call: ProviderCall | None = None) -> None:
+        """Import aiohttp (~0.1-0.2 s, once): in a thread, so the first run's timings are the provider's."""
+        import aiohttp  # noqa: F401
 
     async def generate(self, call: ProviderCall) -> MediaOutput:
         """Media kinds go through litellm (see ``engine``); never called."""
