@@ -341,6 +341,7 @@ class Runner:
             )  # fmt: skip
             if options.get("extra_headers"):
                 call.params = {**send, "extra_headers": options["extra_headers"]}
+            call.options = {k: options[k] for k in ("api_version", "organization") if options.get(k)}
             transport = transports.for_call(call)
             if req.kind != "chat" and req.kind not in transport.capabilities.media:
                 transport = transports.get("litellm")

@@ -23,6 +23,12 @@ _CONTEXT = re.compile(
 )
 _MODEL_MISSING = re.compile(r"model.*(not found|does not exist|not exist|unknown|invalid model)", re.I)
 _MISSING_MODULE = re.compile(r"No module named '?([\w.]+)'?")
+#: What litellm says when a 200 answer is not in the provider's format (it then invents a status 500).
+_UNREADABLE = re.compile(
+    r"Expecting (value|property name|',' delimiter)|Error parsing chunk|Unterminated string|Extra data|"
+    r"Invalid control character|JSONDecodeError|Checksum mismatch|Invalid JSON|not valid JSON|Unable to parse",
+    re.I,
+)
 _MISSING_CREDENTIALS = re.compile(
     r"missing credentials|api_key client option must be set|no api key|api key (is )?(required|missing)|"
     r"could not (load|find) (the )?(default )?credentials|unable to locate credentials|"
@@ -43,7 +49,7 @@ def label(call: ProviderCall) -> str:
 
 def from_status(status: int, message: str, retry_after: float | None, where: str) -> E.NBPlaygroundError:
     """Map an HTTP error status (with the provider's message) for the model or endpoint ``where``."""
-    message = (redact(message) or "").rstrip(". ") or "no details"
+    message = H.shorten(redact(message) or "").rstrip(". ") or "no details"
     if status == 429:
         wait = f" (asked to wait {retry_after:g} s)" if retry_after is not None else ""
         return E.RateLimitError(
@@ -124,6 +130,19 @@ def _clean(message: str) -> str:
     return message
 
 
+def _retry_after(chain: list[BaseException]) -> float | None:
+    """Retry-After from whichever layer kept the response's headers (litellm's own exceptions often
+    carry an empty response; the httpx error underneath has the real one)."""
+    for exc in chain:
+        response: Any = getattr(exc, "response", None)
+        for headers in (getattr(exc, "litellm_response_headers", None), getattr(response, "headers", None)):
+            if headers:
+                found = H.parse_retry_after(headers)
+                if found is not None:
+                    return found
+    return None
+
+
 def _status_of(chain: list[BaseException]) -> int | None:
     for exc in chain:
         status = getattr(exc, "status_code", None)
@@ -173,6 +192,13 @@ def from_litellm(exc: BaseException, call: ProviderCall) -> E.NBPlaygroundError:
     where = label(call)
     if any("before a finish_reason" in str(c) for c in chain):
         return E.StreamError("The stream ended before the model finished (no finish reason): the answer is incomplete.")
+    unreadable = next((c for c in chain if isinstance(c, ValueError) or _UNREADABLE.search(str(c))), None)
+    if unreadable is not None:
+        return E.StreamError(
+            f"{where} sent an answer that could not be read (not the provider's format: a proxy page, a torn "
+            "body?); the answer is incomplete.",
+            detail=H.first_bytes(_clean(str(unreadable))),
+        )
     transport = next((c for c in chain if isinstance(c, httpx.TransportError)), None)
     if transport is not None:  # the connection failed: any status litellm attached to it is its own invention
         if isinstance(transport, httpx.TimeoutException):
@@ -184,12 +210,7 @@ def from_litellm(exc: BaseException, call: ProviderCall) -> E.NBPlaygroundError:
     names = {type(c).__name__ for c in chain}
     message = next((_clean(str(getattr(c, "message", None) or c)) for c in chain if status is None
                     or getattr(c, "status_code", None) == status), _clean(str(exc)))  # fmt: skip
-    response: Any = next(
-        (getattr(c, "response", None) for c in chain if getattr(c, "response", None) is not None), None
-    )
-    headers = next((h for c in chain if (h := getattr(c, "litellm_response_headers", None)) is not None),
-                   getattr(response, "headers", None))  # fmt: skip
-    retry_after = H.parse_retry_after(headers) if headers is not None else None
+    retry_after = _retry_after(chain)
     if status is not None:
         if "ContextWindowExceededError" in names:
             return E.ContextTooLongError(

@@ -146,6 +146,7 @@ class ProviderCall:
     api_key: str | None = field(default=None, repr=False)
     timeout: float | None = None  # seconds without progress before the call fails
     total_timeout: float | None = None  # seconds for the whole call, if bounded
+    options: dict[str, Any] = field(default_factory=dict, repr=False)  # api_version, organization: never stored
     litellm_model: str | None = None  # "provider/model" string for litellm
     transport: str = "auto"  # "mock" | "native" | "litellm"
     stream: bool = True  # False: ask for one whole answer (batch runs)

@@ -11,6 +11,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
+from itertools import pairwise
 from typing import Any
 
 from nbplayground.core import errors as E
@@ -93,21 +94,36 @@ _RELEVANT = re.compile(
 MAX_MESSAGE = 500
 
 
+_PYDANTIC_LOC = re.compile(r"^[\w.\[\]-]+$")  # "messages.1.ChatCompletionRequestAssistantMessage.content"
+
+
+def _pydantic_errors(lines: list[str]) -> list[tuple[int, str]]:
+    """(rank, "loc: message") of a pydantic dump; rank 0 = says what is wrong, 1 = a missing field, 2 = a
+    union member's discriminator that merely does not match (``literal_error``), dropped."""
+    out = []
+    for loc, msg in pairwise(lines):
+        if _PYDANTIC_LOC.match(loc) and "[type=" in msg:
+            rank = 2 if "type=literal_error" in msg else 1 if "type=missing" in msg else 0
+            out.append((rank, f"{loc}: {msg}"))
+    return out
+
+
 def shorten(message: str, limit: int = MAX_MESSAGE) -> str:
     """A long error message cut to ``limit`` characters, keeping the lines that say what was wrong.
 
-    Local servers return pydantic dumps of many lines where the one that matters (``messages.2.content:
-    Input should be a valid string``) is rarely in the first 500 characters.
+    Local servers return pydantic dumps of many lines where the one that matters (``messages.2...content:
+    Input should be a valid string``) is rarely in the first 500 characters: the errors that say what is
+    wrong come first, then missing fields; a union's non-matching members and doc links are dropped.
     """
     message = message.strip()
     if len(message) <= limit:
         return message
     lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
-    keep = [lines[0][:200]] if lines else []
-    for i, line in enumerate(lines[1:], 1):
-        if _RELEVANT.search(line):
-            pair = line if i + 1 >= len(lines) or _RELEVANT.search(lines[i + 1]) else f"{line} {lines[i + 1]}"
-            keep.append(pair[:200])
+    errors = _pydantic_errors(lines)
+    if errors:
+        keep = [lines[0][:200]] + [e[:200] for rank, e in sorted(errors, key=lambda x: x[0]) if rank < 2]
+    else:
+        keep = [lines[0][:200]] + [ln[:200] for ln in lines[1:] if _RELEVANT.search(ln)]
     out = " | ".join(dict.fromkeys(keep))
     return out[:limit] if len(keep) > 1 else message[:limit]
 

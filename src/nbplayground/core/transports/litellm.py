@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nbplayground.core.errormap import from_litellm
-from nbplayground.core.errors import NBPlaygroundError, StreamError
+from nbplayground.core.errors import NBPlaygroundError, ProviderTimeoutError, StreamError
 from nbplayground.core.providers import NO_KEY, key_only
 from nbplayground.core.transports import Capabilities
 from nbplayground.core.transports import http as H
@@ -95,6 +95,7 @@ def _kwargs(call: ProviderCall) -> dict[str, Any]:
         )
     if call.timeout:
         kw["timeout"] = call.timeout
+    kw.update(call.options)
     kw["num_retries"] = 0
     kw["max_retries"] = 0
     return kw
@@ -165,7 +166,10 @@ class LiteLLMTransport:
                 except NBPlaygroundError:
                     raise
                 except Exception as exc:
-                    raise from_litellm(exc, call) from None
+                    mapped = from_litellm(exc, call)
+                    if isinstance(mapped, ProviderTimeoutError):  # httpx's read timeout: say it as ours does
+                        raise deadline.error() from None
+                    raise mapped from None
         finally:
             close = getattr(response, "aclose", None)
             if close is not None:

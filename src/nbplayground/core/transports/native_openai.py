@@ -115,6 +115,8 @@ class NativeOpenAI:
         headers = {"Accept": "text/event-stream" if call.stream else "application/json"}
         if call.api_key:
             headers["Authorization"] = f"Bearer {call.api_key}"
+        if call.options.get("organization"):
+            headers["OpenAI-Organization"] = str(call.options["organization"])
         extra_headers = call.params.get("extra_headers")
         if extra_headers:
             headers.update(extra_headers)
@@ -153,9 +155,11 @@ class NativeOpenAI:
                 found = H.unreachable(exc, where)
                 if found is not None:
                     raise found from None
-            raise ConnectionLostError(
-                f"The connection to {where} failed or was reset ({type(exc).__name__})."
-            ) from None
+            if deadline.started:
+                raise ConnectionLostError(
+                    f"The connection to {where} was cut mid-answer ({type(exc).__name__}): the answer is incomplete."
+                ) from None
+            raise ConnectionLostError(f"The connection to {where} failed or was reset ({type(exc).__name__}).") from None
 
 
 async def _events(resp: Any, deadline: H.ProgressDeadline) -> AsyncIterator[ProviderChunk]:
