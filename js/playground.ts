@@ -1000,6 +1000,11 @@ class PlaygroundView {
       card.text.innerHTML = d.text ? renderMarkdown(d.text) : "";
     } else {
       card.text.replaceChildren();
+      if (r?.reasoning) {
+        // folded: the answer comes first; textContent keeps the model's reasoning inert
+        card.text.append(h("details", { class: "nbp-reasoning", testid: "nbp-reasoning" },
+          h("summary", { text: "reasoning" }), h("div", { class: "nbp-reasoning-text", text: r.reasoning })));
+      }
       if (r && r.data !== undefined && r.data !== null) {
         card.text.append(h("pre", { class: "nbp-json", text: prettyJson(r.data) }));
       } else if (d.text) {
@@ -1020,6 +1025,7 @@ class PlaygroundView {
       cost_usd: r?.cost_usd ?? null,
       latency_ms: r?.latency_ms ?? null,
       ttft_ms: r?.ttft_ms ?? null,
+      estimated: r?.tokens_estimated === true,
       status: d.streaming ? "streaming…" : d.status,
     });
     card.stats.hidden = d.status === "idle" && !r;

@@ -21,8 +21,10 @@ from support.fakes import Reply, WireFake
 TARGETS = {
     "openai": ("openai", "native"),
     "openai-litellm": ("openai", "litellm"),
-    "anthropic": ("anthropic", "auto"),
-    "gemini": ("gemini", "auto"),
+    "anthropic": ("anthropic", "auto"),  # native_anthropic
+    "anthropic-litellm": ("anthropic", "litellm"),
+    "gemini": ("gemini", "auto"),  # native_gemini
+    "gemini-litellm": ("gemini", "litellm"),
     "azure": ("azure", "auto"),
     "ollama": ("ollama", "auto"),
     "cohere": ("cohere", "auto"),
@@ -267,3 +269,15 @@ def test_a_stream_ended_by_done_without_a_finish_is_incomplete(monkeypatch):
         r = nbp.run("hi", model="local")
     assert r.status == "error" and r.error_type == "StreamError" and "incomplete" in r.error
     assert r.text == "one two three"  # what came is kept
+
+
+def test_geminis_wait_in_the_error_body_is_honoured_without_a_retry_after_header(monkeypatch):
+    with WireFake("gemini", Reply(fault="status", status=429, retry_after=0.4, retry_after_header=False),
+                  Reply(text="ok now")) as fake:  # fmt: skip
+        for name, value in fake.spec.env.items():
+            monkeypatch.setenv(name, value)
+        nbp.configure(models={"g": {"model": fake.spec.model, "api_base": fake.spec.api_base,
+                                    "api_key_env": "GEMINI_API_KEY"}})  # fmt: skip
+        r = nbp.run("hi", model="g")
+        assert r.status == "ok" and r.attempts == 2, r.error
+        assert fake.requests[1].time - fake.requests[0].time >= 0.38

@@ -164,3 +164,27 @@ def test_usage_is_counted_here_when_a_server_omits_it_and_marked_estimated(nbp_h
     stored = nbp.get_run(r.id)
     assert stored is not None and stored.tokens_estimated and stored.tokens_out == 4
     assert "~" in r._repr_html_()  # the footer says the count is ours
+
+
+def test_errors_from_a_configured_endpoint_name_it_and_say_what_to_check(nbp_home):
+    with OpenAIServer(tokens=3, root="/v1/") as srv:
+        base = srv.url.removesuffix("/v1")
+        nbp.configure(models={"local": {"model": "openai/my-model", "api_base": base}})  # forgot /v1
+        r = nbp.run("hi", model="local")
+        assert r.status == "error" and r.error_status == 404 and r.attempts == 1
+        assert f"my-model at {base}" in r.error and "api_base" in r.error and "/v1" in r.error
+        assert "openai failed" not in r.error and "nbp.configure" not in r.error and "Did you mean" not in r.error
+        srv.script = [Behaviour(status=404, error_message="The model `my-model` does not exist")]
+        nbp.configure(models={"local": {"model": "openai/my-model", "api_base": srv.url}})
+        r = nbp.run("hi", model="local")
+        assert r.error_type == "UnknownModelError" and "my-model" in r.error and "/models" in r.error
+        assert "Did you mean" not in r.error and "nbp.configure" not in r.error
+        srv.script = [Behaviour(status=503)] * 4
+        r = nbp.run("hi", model="local")
+        assert r.error_type == "ServerError" and r.error.startswith(f"my-model at {base}") and "openai" not in r.error
+
+
+def test_a_schema_failure_on_a_complete_answer_does_not_claim_partial_text(nbp_home):
+    r = nbp.run("not json at all", model="mock/echo", response_format={"type": "object", "required": ["a"]})
+    assert r.status == "error" and r.error_type == "StructuredOutputError"
+    assert "partial" not in r.error and r.text == "not json at all"

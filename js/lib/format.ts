@@ -6,6 +6,7 @@ export interface StatsInput {
   cost_usd?: number | null;
   latency_ms?: number | null;
   ttft_ms?: number | null;
+  estimated?: boolean;
   status: string;
 }
 
@@ -13,7 +14,9 @@ const num = (v: number | null | undefined): v is number => typeof v === "number"
 
 /** `in 12 · out 34 tok · $0.000012 · 345 ms · TTFT 20 ms · ok` (unknown token counts as "–"). */
 export function formatStats(s: StatsInput): string {
-  const parts = [`in ${num(s.tokens_in) ? s.tokens_in : "–"} · out ${num(s.tokens_out) ? s.tokens_out : "–"} tok`];
+  // "~": the server reported no usage, so the tokens were counted in the kernel
+  const counted = s.estimated ? "~" : "";
+  const parts = [`${counted}in ${num(s.tokens_in) ? s.tokens_in : "–"} · out ${num(s.tokens_out) ? s.tokens_out : "–"} tok`];
   if (num(s.cost_usd)) parts.push(formatCost(s.cost_usd));
   if (num(s.latency_ms)) parts.push(`${Math.round(s.latency_ms)} ms`);
   if (num(s.ttft_ms)) parts.push(`TTFT ${Math.round(s.ttft_ms)} ms`);

@@ -77,6 +77,8 @@ export interface RunResult {
   latency_ms?: number | null;
   ttft_ms?: number | null;
   finish_reason?: string | null;
+  reasoning?: string | null;
+  tokens_estimated?: boolean;
   provider?: string | null;
   kind?: string;
   target_index?: number;

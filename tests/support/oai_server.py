@@ -65,6 +65,7 @@ class OpenAIServer:
     retry_after: float = 0.05
     latency: float = 0.0  # seconds before every answer (a model's thinking time)
     no_usage: bool = False  # streams never report usage (like many local servers)
+    root: str = ""  # when set, paths outside it get 404 (a server whose API lives under /v1)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def __enter__(self) -> OpenAIServer:
@@ -148,6 +149,8 @@ class OpenAIServer:
     async def _route(
         self, method: str, path: str, hdrs: dict[str, str], body: bytes, reader: Any, writer: Any
     ) -> bool:
+        if self.root and not path.startswith(self.root):
+            return self._json(writer, 404, {"error": {"message": f"no route {path}"}})
         if path.endswith("/chat/completions"):
             data = json.loads(body or b"{}")
             self.bodies.append(data)

@@ -239,15 +239,32 @@ def suggestions(model: str, n: int = 3) -> list[str]:
     return out[:n]
 
 
+#: Providers with a native transport of their own wire format (parsed without litellm: see bench_providers).
+NATIVE_TRANSPORTS = {"anthropic": "native_anthropic", "gemini": "native_gemini"}
+
+
+def _native(provider: str) -> str | None:
+    if provider in OPENAI_WIRE:
+        return "native"
+    name = NATIVE_TRANSPORTS.get(provider)
+    if name is None:
+        return None
+    from nbplayground.core import transports
+
+    return name if name in transports.names() else None
+
+
 def _transport_for(provider: str, requested: str = "auto") -> str:
     if provider == "mock":
         return "mock"
+    if requested == "native":  # "the native one": each wire format has its own
+        return _native(provider) or "litellm"
     if requested != "auto":
         return requested
     forced = os.environ.get("NBPLAYGROUND_TRANSPORT", "").strip().lower()
-    if forced in ("native", "litellm"):
-        return "native" if forced == "native" and provider in OPENAI_WIRE else "litellm"
-    return "native" if provider in OPENAI_WIRE else "litellm"
+    if forced == "litellm":
+        return "litellm"
+    return _native(provider) or "litellm"
 
 
 def resolve(model: str | None) -> ResolvedModel:

@@ -49,6 +49,7 @@ class Reply:
     fault: str | None = None  # one of FAULTS
     status: int = 500  # for fault="status" / "json_error_stream"
     retry_after: float | None = None  # Retry-After header seconds on error statuses
+    retry_after_header: bool = True  # False: the wait only in the body, where the wire has a place (Gemini)
     error_message: str = "fake failure: the model is overloaded"
     cut_after: int = 2  # pieces sent before "disconnect" / "keepalive_stall"
     tokens_in: int = 9  # input tokens reported in usage (output tokens: the number of pieces sent)
@@ -521,7 +522,7 @@ class WireFake:
         fault = reply.fault
         if fault in ("status", "json_error_stream"):
             payload, headers = self.wire.error(reply.status, reply.error_message, reply.retry_after)
-            if reply.retry_after is not None:
+            if reply.retry_after is not None and reply.retry_after_header:
                 headers = {**headers, "Retry-After": f"{reply.retry_after:g}"}
             return self._json(reply.status, payload, headers)
         if fault == "html_page":

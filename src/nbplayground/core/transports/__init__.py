@@ -66,6 +66,8 @@ _BUILTIN = {
     "native": "nbplayground.core.transports.native_openai",
     "litellm": "nbplayground.core.transports.litellm",
     "mock": "nbplayground.core.transports.mock",
+    "native_anthropic": "nbplayground.core.transports.native_anthropic",
+    "native_gemini": "nbplayground.core.transports.native_gemini",
 }
 _ALIASES = {"native_openai": "native", "openai_native": "native"}
 _registry: dict[str, Transport] = {}

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from itertools import pairwise
 from typing import Any
 
 from nbplayground.core import errors as E
+from nbplayground.core.types import MediaOutput, ProviderCall
 
 DEFAULT_TIMEOUT = 120.0
 CONNECT_TIMEOUT = 10.0
@@ -145,6 +147,21 @@ def _message_of(data: Any) -> str | None:
             )
         return str(msg) if msg else json.dumps(err)[:MAX_MESSAGE]
     return str(err)
+
+
+def retry_delay(data: Any) -> float | None:
+    """The wait an error body asks for: Google's ``RetryInfo.retryDelay`` ("30s"), where its 429s put it."""
+    if isinstance(data, list) and data:
+        data = data[0]
+    err = data.get("error") if isinstance(data, dict) else None
+    for detail in (err.get("details") or []) if isinstance(err, dict) else []:
+        delay = detail.get("retryDelay") if isinstance(detail, dict) else None
+        if isinstance(delay, str) and delay.endswith("s"):
+            try:
+                return max(0.0, float(delay[:-1]))
+            except ValueError:
+                return None
+    return None
 
 
 def error_message(body: str) -> str:
@@ -302,3 +319,125 @@ def unreachable(exc: BaseException, where: str) -> E.NBPlaygroundError | None:
             f"Could not connect to {where} (connection refused): is the server running, and is api_base right?"
         )
     return None
+
+
+#: Maps an HTTP error answer (status, the provider's message, Retry-After) to the error to raise.
+ErrorOf = Callable[[int, str, "float | None"], E.NBPlaygroundError]
+
+
+async def exchange(
+    url: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    *,
+    timeout: float | None,
+    total_timeout: float | None,
+    events: Callable[[Any, ProgressDeadline], AsyncIterator[Any]],
+    whole: Callable[[bytes, str, str], Any],
+    error_of: ErrorOf,
+    stream_type: str = "text/event-stream",
+) -> AsyncIterator[Any]:
+    """POST a request and yield what the answer holds, checking what the server really sent.
+
+    An error status becomes ``error_of(status, message, retry_after)``; a stream (``stream_type``) is
+    read by ``events`` under a progress deadline; a JSON body (some servers answer whole when asked for
+    a stream) by ``whole``; anything else (an HTML page) is an unreadable answer. A failure to connect is
+    an :class:`~nbplayground.core.errors.UnreachableError`; a connection cut after bytes came is reported
+    as an incomplete answer.
+    """
+    import aiohttp
+
+    # Our own deadline bounds progress; aiohttp's only bounds the connect (its read timeout would be
+    # reset by every keep-alive).
+    client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT)
+    deadline = ProgressDeadline(timeout, total_timeout)
+    where = host_of(url)
+    try:
+        async with deadline, session().post(url, json=body, headers=headers, timeout=client_timeout) as resp:
+            ctype = media_type(resp.headers)
+            if resp.status >= 400:
+                raw = (await resp.read()).decode("utf-8", "replace")
+                wait = parse_retry_after(resp.headers)
+                if wait is None:
+                    try:
+                        wait = retry_delay(json.loads(raw))
+                    except ValueError:
+                        pass
+                raise error_of(resp.status, error_message(raw), wait)
+            if ctype == stream_type:
+                async for item in events(resp, deadline):
+                    yield item
+                return
+            raw_body = await resp.read()
+            deadline.progress()
+            if ctype in ("application/json", "") or ctype.endswith("+json"):
+                yield whole(raw_body, where, ctype)
+                return
+            raise unreadable(where, raw_body, ctype)
+    except E.NBPlaygroundError:
+        raise
+    except (aiohttp.ClientError, ConnectionError, OSError) as exc:
+        if not deadline.started:
+            found = unreachable(exc, where)
+            if found is not None:
+                raise found from None
+            raise E.ConnectionLostError(f"The connection to {where} failed or was reset ({type(exc).__name__}).") from None
+        raise E.ConnectionLostError(
+            f"The connection to {where} was cut mid-answer ({type(exc).__name__}): the answer is incomplete."
+        ) from None
+
+
+async def sse_events(content: Any) -> AsyncIterator[tuple[str, bytes]]:
+    """``(event name, data)`` of a server-sent-events stream; comments and empty data are skipped."""
+    event = ""
+    async for line in lines(content):
+        if line.startswith(b"data:"):
+            yield event, line[5:].strip()
+        elif line.startswith(b"event:"):
+            event = line[6:].strip().decode("utf-8", "replace")
+        elif not line:
+            event = ""
+
+
+def loads_chunk(payload: bytes) -> dict[str, Any]:
+    """A stream chunk's JSON object, or the incomplete-answer error when it is not one."""
+    try:
+        obj = json.loads(payload)
+    except ValueError:
+        raise E.StreamError(
+            "The provider sent a malformed stream chunk (not JSON); the answer is incomplete.",
+            detail=first_bytes(payload),
+        ) from None
+    if not isinstance(obj, dict):
+        raise E.StreamError("The provider sent a stream chunk that is not a JSON object.", detail=first_bytes(payload))
+    return obj
+
+
+def loads_whole(raw: bytes, where: str, ctype: str) -> dict[str, Any]:
+    """A whole answer's JSON object, or the unreadable-answer error."""
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        raise unreadable(where, raw, ctype) from None
+    if not isinstance(obj, dict):
+        raise unreadable(where, raw, ctype)
+    return obj
+
+
+class NativeHTTP:
+    """What every native (aiohttp) transport shares: its import happens off the loop; it serves chat only
+    (the engine sends media kinds to litellm)."""
+
+    name = "native"
+
+    def is_ready(self, call: ProviderCall | None = None) -> bool:
+        """Whether aiohttp is imported already."""
+        return "aiohttp" in sys.modules
+
+    def prepare(self, call: ProviderCall | None = None) -> None:
+        """Import aiohttp (~0.1-0.2 s, once): in a thread, so the first run's timings are the provider's."""
+        import aiohttp  # noqa: F401
+
+    async def generate(self, call: ProviderCall) -> MediaOutput:
+        """Never called: media kinds go through litellm."""
+        raise NotImplementedError(f"the {self.name} transport serves chat only")

@@ -13,21 +13,16 @@ count), and the provider's own finish reason (a stream that ends without one is 
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
 from nbplayground.core.errors import (
-    ConnectionLostError,
-    NBPlaygroundError,
     ProviderError,
-    StreamError,
 )
 from nbplayground.core.providers import DEFAULT_API_BASE
 from nbplayground.core.transports import Capabilities
 from nbplayground.core.transports import http as H
-from nbplayground.core.types import MediaOutput, ProviderCall, ProviderChunk, ToolCallDelta, Usage
+from nbplayground.core.types import ProviderCall, ProviderChunk, ToolCallDelta, Usage
 
 #: ``response_format`` values that are already in the wire's shape and are sent exactly as given
 #: (llama-cpp-python, vLLM, Together and Fireworks take ``{"type": "json_object", "schema": ...}``).
@@ -85,104 +80,37 @@ def _provider_error(obj: dict[str, Any], mid_stream: bool) -> ProviderError:
     return ProviderError(f"The provider reported an error{where}: {msg}")
 
 
-class NativeOpenAI:
+class NativeOpenAI(H.NativeHTTP):
     """OpenAI-wire chat over aiohttp (streamed, or one whole answer for batch rows)."""
 
     name = "native"
     capabilities = Capabilities(streaming=True, tools=True, structured_output=True, reasoning=True)
 
-    def is_ready(self, call: ProviderCall | None = None) -> bool:
-        """Whether aiohttp is imported already."""
-        return "aiohttp" in sys.modules
-
-    def prepare(self, call: ProviderCall | None = None) -> None:
-        """Import aiohttp (~0.1-0.2 s, once): in a thread, so the first run's timings are the provider's."""
-        import aiohttp  # noqa: F401
-
-    async def generate(self, call: ProviderCall) -> MediaOutput:
-        """Media kinds go through litellm (see ``engine``); never called."""
-        raise NotImplementedError("the native transport serves chat only")
-
     async def stream(self, call: ProviderCall) -> AsyncIterator[ProviderChunk]:
         """Stream a chat completion as :class:`ProviderChunk` objects, checking what the server sends."""
-        import aiohttp
-
         from nbplayground.core.errormap import from_http
 
-        base = (call.api_base or DEFAULT_API_BASE.get(call.provider) or DEFAULT_API_BASE["openai"]).rstrip(
-            "/"
-        )
+        base = (call.api_base or DEFAULT_API_BASE.get(call.provider) or DEFAULT_API_BASE["openai"]).rstrip("/")
         headers = {"Accept": "text/event-stream" if call.stream else "application/json"}
         if call.api_key:
             headers["Authorization"] = f"Bearer {call.api_key}"
         if call.options.get("organization"):
             headers["OpenAI-Organization"] = str(call.options["organization"])
-        extra_headers = call.params.get("extra_headers")
-        if extra_headers:
-            headers.update(extra_headers)
-        # Our own deadline bounds progress; aiohttp's only bounds the connect (its read timeout would be
-        # reset by every keep-alive comment).
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=H.CONNECT_TIMEOUT)
-        deadline = H.ProgressDeadline(call.timeout, call.total_timeout)
-        where = H.host_of(base)
-        try:
-            url = base + "/chat/completions"
-            async with (
-                deadline,
-                H.session().post(url, json=build_body(call), headers=headers, timeout=timeout) as resp,
-            ):
-                ctype = H.media_type(resp.headers)
-                if resp.status >= 400:
-                    raw = (await resp.read()).decode("utf-8", "replace")
-                    raise from_http(
-                        resp.status, H.error_message(raw), H.parse_retry_after(resp.headers), call
-                    )
-                if ctype == "text/event-stream":
-                    async for chunk in _events(resp, deadline):
-                        yield chunk
-                    return
-                raw_body = await resp.read()
-                deadline.progress()
-                if ctype in ("application/json", "") or ctype.endswith("+json"):
-                    # Asked for a stream, some servers answer whole: take it if it is an answer.
-                    yield _whole(raw_body, where, ctype)
-                    return
-                raise H.unreadable(where, raw_body, ctype)
-        except NBPlaygroundError:
-            raise
-        except (aiohttp.ClientError, ConnectionError, OSError) as exc:
-            if not deadline.started:
-                found = H.unreachable(exc, where)
-                if found is not None:
-                    raise found from None
-            if deadline.started:
-                raise ConnectionLostError(
-                    f"The connection to {where} was cut mid-answer ({type(exc).__name__}): the answer is incomplete."
-                ) from None
-            raise ConnectionLostError(f"The connection to {where} failed or was reset ({type(exc).__name__}).") from None
+        headers.update(call.params.get("extra_headers") or {})
+        async for chunk in H.exchange(
+            base + "/chat/completions", build_body(call), headers, timeout=call.timeout,
+            total_timeout=call.total_timeout, events=_events, whole=_whole,
+            error_of=lambda status, message, retry_after: from_http(status, message, retry_after, call),
+        ):  # fmt: skip
+            yield chunk
 
 
 async def _events(resp: Any, deadline: H.ProgressDeadline) -> AsyncIterator[ProviderChunk]:
     """The chunks of a server-sent-events stream; ``[DONE]`` ends it, comments are not progress."""
-    loads = json.loads
-    async for line in H.lines(resp.content):
-        if not line.startswith(b"data:"):
-            continue  # comments (": keepalive"), event names, ids, blank lines
-        payload = line[5:].strip()
+    async for _, payload in H.sse_events(resp.content):
         if payload == b"[DONE]":
             return
-        try:
-            obj = loads(payload)
-        except ValueError:
-            raise StreamError(
-                "The provider sent a malformed stream chunk (not JSON); the text is incomplete.",
-                detail=H.first_bytes(payload),
-            ) from None
-        if not isinstance(obj, dict):
-            raise StreamError(
-                "The provider sent a stream chunk that is not a JSON object.", detail=H.first_bytes(payload)
-            )
-        chunk = _chunk(obj)
+        chunk = _chunk(H.loads_chunk(payload))
         if chunk is not None:
             deadline.progress()
             yield chunk
@@ -190,12 +118,7 @@ async def _events(resp: Any, deadline: H.ProgressDeadline) -> AsyncIterator[Prov
 
 def _whole(raw: bytes, where: str, ctype: str) -> ProviderChunk:
     """A whole (non-streamed) chat completion as one chunk; an error body or a non-answer raises."""
-    try:
-        obj = json.loads(raw)
-    except ValueError:
-        raise H.unreadable(where, raw, ctype) from None
-    if not isinstance(obj, dict):
-        raise H.unreadable(where, raw, ctype)
+    obj = H.loads_whole(raw, where, ctype)
     if "error" in obj and not obj.get("choices"):
         raise _provider_error(obj, mid_stream=False)
     choices = obj.get("choices")
