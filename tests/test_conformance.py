@@ -161,6 +161,7 @@ def test_a_retryable_status_is_retried_honouring_retry_after(target, status):
     assert any(e.type == "start" and e.text.startswith("retry 2 after") for e in events)
     gap = target.requests[1].time - target.requests[0].time
     assert gap >= 0.28, f"Retry-After 0.3 s not honoured ({gap:.3f} s)"
+    assert stored(r).attempts == 2
 
 
 def test_a_client_error_is_not_retried_and_keeps_the_providers_message(target):
@@ -186,6 +187,7 @@ def test_a_json_error_body_to_a_streaming_request_is_reported_with_its_message(t
     r = nbp.run("hi", model="t")
     assert r.status == "error" and r.error_type == "BadParameterError", r.error
     assert "max_tokens is too large" in r.error and r.attempts == 1
+    assert stored(r).error_status == 400
 
 
 def test_a_disconnect_mid_answer_keeps_the_partial_text(target):
@@ -203,6 +205,7 @@ def test_keepalives_after_some_text_end_in_a_timeout_not_a_hang(target):
     assert r.status == "error" and r.error_type == "ProviderTimeoutError", r.error
     assert r.text.strip() == "alpha beta" and "stalled" in r.error and r.attempts == 1
     assert r.latency_ms < 8000
+    assert stored(r).error_type == "ProviderTimeoutError" and stored(r).text == r.text
 
 
 def test_a_stall_before_the_first_byte_is_retried_once(target):
@@ -211,6 +214,7 @@ def test_a_stall_before_the_first_byte_is_retried_once(target):
     assert r.status == "error" and r.error_type == "ProviderTimeoutError", r.error
     assert r.attempts == 2 and len(target.requests) == 2
     assert r.latency_ms < 10_000
+    assert stored(r).status == "error" and stored(r).attempts == 2
 
 
 # -- a local server's quirks (llama-cpp-python) ------------------------------------------------------

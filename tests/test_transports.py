@@ -188,3 +188,49 @@ def test_a_schema_failure_on_a_complete_answer_does_not_claim_partial_text(nbp_h
     r = nbp.run("not json at all", model="mock/echo", response_format={"type": "object", "required": ["a"]})
     assert r.status == "error" and r.error_type == "StructuredOutputError"
     assert "partial" not in r.error and r.text == "not json at all"
+
+
+@pytest.mark.parametrize(
+    ("api_base", "says"),
+    [("htp://127.0.0.1:9/v1", "not a valid http(s) URL"), ("http://nbp-no-such-host.invalid/v1", "DNS")],
+)
+@pytest.mark.parametrize("transport", ["native", "litellm"])
+def test_requests_that_never_reach_a_server_are_one_line_and_not_retried(api_base, says, transport):
+    nbp.configure(models={"nowhere": {"model": "openai/m", "api_base": api_base, "transport": transport}})
+    r = nbp.run("hi", model="nowhere", history=False)
+    assert r.status == "error" and r.attempts == 1, r.error
+    assert r.error_type in ("UnreachableError", "BadParameterError") and says in r.error and "\n" not in r.error
+
+
+def test_a_missing_package_is_a_setup_error_naming_what_to_install():
+    from nbplayground.core.errormap import from_litellm
+    from nbplayground.core.types import ProviderCall
+
+    call = ProviderCall(model="gemini-pro", provider="vertex_ai", messages=[])
+    try:
+        try:
+            import google_auth_missing_for_the_test  # noqa: F401
+        except ImportError as inner:
+            inner.name = "google.auth"
+            raise RuntimeError("litellm.APIConnectionError: No module named 'google.auth'\nTraceback ...") from inner
+    except RuntimeError as exc:
+        err = from_litellm(exc, call)
+    assert type(err).__name__ == "SetupError" and not err.retryable
+    assert "pip install google-auth" in str(err) and "Traceback" not in str(err)
+
+
+def test_a_keyless_local_endpoint_through_litellm_needs_no_key(nbp_home, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with OpenAIServer(tokens=3) as srv:
+        nbp.configure(models={"local": {"model": "openai/m", "api_base": srv.url, "transport": "litellm"}})
+        r = nbp.run("hi", model="local", history=False)
+    assert r.status == "ok", r.error
+    assert srv.headers[-1].get("authorization") in (None, "Bearer no-key")
+
+
+def test_total_timeout_bounds_a_slow_but_steady_stream(nbp_home):
+    with OpenAIServer(tokens=200, delay=0.02) as srv:  # 4 s of steady progress
+        nbp.configure(models={"slow": {"model": "openai/m", "api_base": srv.url}})
+        r = nbp.run("hi", model="slow", params={"timeout": 1.0, "total_timeout": 1.0}, history=False)
+    assert r.status == "error" and r.error_type == "ProviderTimeoutError" and "total_timeout" in r.error
+    assert r.text and r.latency_ms < 3000 and r.attempts == 1

@@ -93,12 +93,20 @@ class OpenAIServer:
         ready.wait(10)
 
     def stop(self) -> None:
-        def close() -> None:
+        """Stop serving, end the handlers still running (a stream nobody reads any more), close the loop."""
+
+        async def close() -> None:
             self._server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             self._loop.stop()
 
-        self._loop.call_soon_threadsafe(close)
+        asyncio.run_coroutine_threadsafe(close(), self._loop)
         self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     @property
     def url(self) -> str:
