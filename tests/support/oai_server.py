@@ -147,6 +147,8 @@ class OpenAIServer:
                 keep = await self._route(method, path, hdrs, body, reader, writer)
                 if not keep:
                     break
+        except asyncio.CancelledError:
+            pass  # the server is stopping: end quietly (a cancelled handler makes asyncio log an error)
         finally:
             conn.closed_at = time.perf_counter()
             try:
