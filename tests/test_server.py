@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator
 
 from nbplayground.server.handlers import ROUTES
 from nbplayground.server.validation import document
-from support.oai_server import OpenAIServer
+from support.oai_server import Behaviour, OpenAIServer
 from support.servers import start_jupyter
 from support.sse_client import sse_events
 
@@ -153,6 +153,8 @@ def test_retried_provider_error_is_announced_then_succeeds(client, llmock):
 
 
 def test_client_disconnect_cancels_upstream_and_stores_stopped(client, upstream):
+    # A 60 s answer: only the hang-up can end it early, however loaded the machine is (no race with its end).
+    upstream.script = [Behaviour(tokens=6000)]
     with client.stream("POST", f"{API}/playground/run", json={"model": "local", "prompt_text": "long",
                                                               "stream": True}) as r:  # fmt: skip
         start, chunks = None, 0
@@ -165,21 +167,21 @@ def test_client_disconnect_cancels_upstream_and_stores_stopped(client, upstream)
                     break
         t_gone = time.monotonic()
     # the client is gone: the server hangs up on the model (the upstream sees its connection close)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if any(c.closed_at is not None and c.closed_at >= t_gone for c in upstream.connections):
             break
         time.sleep(0.02)
     closed = [c.closed_at - t_gone for c in upstream.connections if c.closed_at and c.closed_at >= t_gone]
     assert closed, "the model connection was left open after the client disconnected"
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         run = client.get(f"{API}/playground/history/{start['id']}")
         if run.status_code == 200:
             break
         time.sleep(0.05)
     run = run.json()
-    assert run["status"] == "stopped" and 5 <= len(run["text"].split()) < 300
+    assert run["status"] == "stopped" and 5 <= len(run["text"].split()) < 6000
 
 
 def test_heartbeats_during_silence(client, upstream):

@@ -14,6 +14,7 @@ import duckdb
 import pytest
 
 import nbplayground as nbp
+from nbplayground.core import errors as E
 from nbplayground.core.errors import PromptNotFoundError, StoreError
 from nbplayground.core.types import Media, RunResult, ToolCall
 from nbplayground.storage import db, history, migrations, registry
@@ -59,7 +60,12 @@ def test_round_trip_every_field(nbp_home):
         2,
     )
     assert nbp.get_run(r.id[:8]).id == r.id
-    assert nbp.get_run("nope-not-there") is None
+    with pytest.raises(E.RunNotFoundError, match="No run 'nope-not-there' in the history") as info:
+        nbp.get_run("nope-not-there")
+    assert "\n" not in str(info.value) and "nbp.history()" in str(info.value)
+    typo = r.id[:7] + ("0" if r.id[7] != "0" else "1") + r.id[8:12]  # one character off
+    with pytest.raises(E.RunNotFoundError, match=f"Did you mean {r.id[:12]}"):
+        nbp.get_run(typo)
 
 
 def test_unknown_cost_is_null_not_zero(nbp_home):

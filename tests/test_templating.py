@@ -1,4 +1,4 @@
-"""Templates: every rule of DESIGN.md section 3, by example and by property."""
+"""Templates: every rule of the README's Templates section, by example and by property."""
 
 from __future__ import annotations
 

@@ -56,10 +56,43 @@ def build_messages(
         else:
             out.insert(0, {"role": "system", "content": system})
     if text is not None:
+        if not isinstance(text, str):
+            raise E.BadParameterError(
+                f"The prompt must be text (a str), got {type(text).__name__} {str(text)[:40]!r}; pass str(...) "
+                "if you mean it."
+            )
+        if not text.strip() and not out:
+            raise E.BadParameterError("The prompt is empty: write something to send, or pass messages=[...].")
         out.append({"role": "user", "content": text})
     if not out:
         raise E.BadParameterError("Nothing to run: pass a prompt text, messages=[...] or prompt='ns/slug'.")
     return out, defaults
+
+
+def _has_content(message: Mapping[str, Any]) -> bool:
+    content = message.get("content")
+    if isinstance(content, str):
+        return bool(content.strip())
+    return bool(content) or bool(message.get("tool_calls"))
+
+
+_said_default: list[bool] = []
+
+
+def _say_default_once(model: str) -> None:
+    """The first run without a model in a process says which model ran, and how to choose one."""
+    if _said_default:
+        return
+    _said_default.append(True)
+    import warnings
+
+    warnings.warn(
+        f"nbplayground: no model was given, so the built-in offline model {model} ran. Choose a default with "
+        "nbp.configure(default_model='openai/gpt-4o-mini'), default_model in config.toml, or "
+        "%config Prompt.model = '...' for %%prompt.",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 def _targets(model: Any, models: Iterable[Any] | None, params: dict[str, Any] | None) -> list[Target]:
@@ -138,11 +171,18 @@ def prepare(
             rendered = earlier + rendered
     if kind == "chat" and not rendered:
         raise E.BadParameterError("Nothing to run: pass a prompt text, messages=[...] or prompt='ns/slug'.")
+    if kind == "chat" and not any(_has_content(m) for m in rendered):
+        raise E.BadParameterError(
+            "The prompt is empty after filling its placeholders: check the variables' values (a model would "
+            "get nothing to answer)."
+        )
     if isinstance(input, str):
         input = templating.render(input, variables, resolved=resolved)
     base_params = {**defaults.get("params", {}), **(params or {})}
     if model is None and models is None:
         model = defaults.get("model") or config.settings().default_model
+        if not defaults.get("model") and not config.settings().default_model_chosen:
+            _say_default_once(model)
     targets = _targets(model, models, base_params)
     tool_schemas, functions = normalize_tools(tools)
     if len(targets) > 1 and group_id is None:
@@ -291,7 +331,7 @@ def replay_requests(
 
     old = store.get_run(run_id)
     if old is None:
-        raise E.NBPlaygroundError(f"No run with id {run_id!r} in history (see nbp.history()).")
+        raise _not_found(run_id)
     info = old.template or {}
     kw: dict[str, Any] = {}
     if tools is not None:
@@ -346,8 +386,10 @@ def providers() -> Any:
             continue
         rows.append({"provider": provider, "models": models, "key_env": env,
                      "key_status": "set" if os.environ.get(env) else "missing",
-                     "transport": "native" if provider in P.OPENAI_WIRE else "litellm"})  # fmt: skip
+                     "transport": P.resolve(models[0]).transport if models else "litellm"})  # fmt: skip
     df = pd.DataFrame(rows)
+    # "none" rather than NaN/None: a missing key variable is a fact to read, not a missing value
+    df["key_env"] = df["key_env"].map(lambda v: v if isinstance(v, str) and v else "none")
     df["n_models"] = df["models"].map(len)
     from nbplayground import frames
 
@@ -419,11 +461,25 @@ def history(
     )
 
 
-def get_run(run_id: str) -> RunResult | None:
-    """One stored run (full detail) by id or unique id prefix."""
+def get_run(run_id: str) -> RunResult:
+    """One stored run (full detail) by id or unique id prefix (6+ characters).
+
+    Raises :class:`~nbplayground.core.errors.RunNotFoundError` naming close ids when there is none.
+    """
     from nbplayground.storage import history as store
 
-    return store.get_run(run_id)
+    found = store.get_run(run_id)
+    if found is None:
+        raise _not_found(run_id)
+    return found
+
+
+def _not_found(run_id: str) -> E.RunNotFoundError:
+    from nbplayground.storage import history as store
+
+    near = store.near_ids(str(run_id))
+    hint = f" Did you mean {', '.join(i[:12] for i in near)}?" if near else " The history has no runs like it."
+    return E.RunNotFoundError(f"No run {run_id!r} in the history.{hint} List runs with nbp.history().")
 
 
 def sql(query: str, params: list[Any] | None = None) -> Any:

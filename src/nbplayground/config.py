@@ -61,6 +61,8 @@ class Settings:
     default_model: str = DEFAULT_MODEL
     aliases: dict[str, str] = field(default_factory=dict)
     models: dict[str, CustomModel] = field(default_factory=dict)
+    #: False when nobody chose a default model (the built-in offline one is used)
+    default_model_chosen: bool = False
 
 
 def home() -> Path:
@@ -214,6 +216,7 @@ def settings() -> Settings:
         raw = _read_file(path) if mtime is not None else {}
         s = Settings(home=root)
         s.default_model = raw.get("default_model", DEFAULT_MODEL)
+        s.default_model_chosen = "default_model" in raw or bool(_overrides.get("default_model"))
         s.aliases = {str(k): str(v) for k, v in (raw.get("aliases") or {}).items()}
         s.models = {name: _parse_model(name, spec) for name, spec in (raw.get("models") or {}).items()}
         if _overrides.get("default_model"):

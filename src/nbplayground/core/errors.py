@@ -191,6 +191,10 @@ class StoreReadOnlyError(StoreError):
     """The history store cannot be written here (a read-only home, mount or file); reads still work."""
 
 
+class RunNotFoundError(NBPlaygroundError, KeyError):
+    """No run with that id (or id prefix) is in the history."""
+
+
 class PromptNotFoundError(NBPlaygroundError, KeyError):
     """No prompt (or version, or label) with that reference exists in the registry."""
 
@@ -229,6 +233,7 @@ PUBLIC_MESSAGES: dict[str, str] = {
     "StoreCorruptError": "The run history file was damaged; the server set it aside and started a new one.",
     "StoreReadOnlyError": "The run history cannot be written on the server; runs are kept until it can be.",
     "PromptNotFoundError": "No such prompt in the registry; list the prompts with GET prompts.",
+    "RunNotFoundError": "No such run in the history; list runs with GET history.",
 }
 #: Errors nbplayground raises itself, never carrying a provider's text when they have no HTTP status:
 #: their own message is safe to show and says more than the fixed one.

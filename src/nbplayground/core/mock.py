@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import json
 import math
+import re
 import struct
 import zlib
 from collections.abc import AsyncIterator
@@ -216,9 +217,95 @@ def _unwrap_schema(fmt: dict[str, Any] | None) -> dict[str, Any] | None:
     return fmt
 
 
-def example_for_schema(schema: dict[str, Any], hint: str = "", _root: dict[str, Any] | None = None) -> Any:
-    """A JSON value valid for ``schema`` (enough of JSON Schema for pydantic and tool schemas)."""
+#: Words that start a request rather than name something (skipped when they begin a capitalised phrase).
+_STARTERS = frozenset({
+    "what", "what's", "whats", "who", "where", "when", "how", "why", "which", "the", "a", "an", "i", "is", "are",
+    "tell", "give", "please", "write", "summarise", "summarize", "return", "extract", "describe", "find", "list",
+    "compare", "translate", "name", "make", "get", "show", "can", "could", "would", "should", "do", "does", "it",
+    "this", "that", "these", "those", "my", "our", "your", "hi", "hello", "hey", "say", "explain", "answer",
+    "classify", "rate",
+})  # fmt: skip
+#: After a sentence's first word, these say it was a verb ("Book 2 seats", "Translate this"), not a name.
+_AFTER_VERB = re.compile(r"\s+(\d|the\b|a\b|an\b|me\b|us\b|this\b|that\b|my\b|our\b|some\b|all\b)")
+_PROPER = re.compile(r"\b[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)*")
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
+_PLACE = ("city", "town", "location", "place", "country", "region", "state", "destination", "origin", "where")
+_PERSON = ("name", "person", "author", "who", "user", "customer", "speaker")
+_FREE_TEXT = frozenset({"text", "summary", "answer", "description", "content", "reason", "explanation", "message",
+                        "response", "query", "question", "topic"})  # fmt: skip
+
+
+class Hints:
+    """What a prompt offers to fill arguments and fields the way a model would: its proper nouns (names,
+    places) and its numbers, each used once, in order."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text.strip()
+        self.proper = self._proper_nouns(self.text)
+        self.numbers = [float(n) for n in _NUMBER.findall(self.text)]
+
+    @staticmethod
+    def _proper_nouns(text: str) -> list[str]:
+        out = []
+        for match in _PROPER.finditer(text):
+            words = match.group(0).split()
+            start = match.start() == 0 or text[: match.start()].rstrip()[-1:] in (".", "!", "?", "\n")
+            if start and len(words) == 1 and _AFTER_VERB.match(text, match.end()):
+                continue
+            while words and words[0].lower().rstrip("?!.,:;") in _STARTERS:
+                words = words[1:]
+            phrase = " ".join(words).removesuffix("'s").strip(" ?!.,:;")
+            if phrase:
+                out.append(phrase)
+        return out
+
+    def proper_noun(self) -> str | None:
+        """The next name or place in the prompt, if any is left."""
+        return self.proper.pop(0) if self.proper else None
+
+    def number(self) -> float | None:
+        """The next number in the prompt, if any is left."""
+        return self.numbers.pop(0) if self.numbers else None
+
+    def phrase(self) -> str:
+        """A short piece of the prompt (for a free-text field)."""
+        return self.text[:40] or "mock"
+
+
+def _field(name: str, schema: dict[str, Any], hints: Hints) -> Any:
+    """A field's value from the prompt when its name or type says what it is, else ``_MISSING``."""
+    typ = schema.get("type")
+    low = name.lower()
+    if typ in ("integer", "number") and hints.numbers:
+        value = hints.number()
+        low_bound, high = schema.get("minimum"), schema.get("maximum")
+        if value is not None and (low_bound is None or value >= low_bound) and (high is None or value <= high):
+            return int(value) if typ == "integer" else value
+    if typ != "string" or schema.get("enum") or schema.get("format") or "default" in schema:
+        return _MISSING
+    if any(k in low for k in _PLACE + _PERSON) or low in ("title", "company", "organization", "subject"):
+        found = hints.proper_noun()
+        if found:
+            return found
+    if low in _FREE_TEXT:
+        return hints.phrase()
+    return _MISSING
+
+
+_MISSING = object()
+
+
+def example_for_schema(
+    schema: dict[str, Any], hint: str = "", _root: dict[str, Any] | None = None, _hints: Hints | None = None
+) -> Any:
+    """A JSON value valid for ``schema`` (enough of JSON Schema for pydantic and tool schemas).
+
+    Fields are filled from ``hint`` (the prompt) the way a model would: a ``city`` or ``name`` gets the
+    prompt's next proper noun, a number its next number; what the prompt does not say gets a plausible
+    placeholder valid for the schema.
+    """
     root = _root if _root is not None else schema
+    hints = _hints if _hints is not None else Hints(hint)
     if not isinstance(schema, dict) or not schema:
         return hint[:40] or "mock"
     if "$ref" in schema:
@@ -226,7 +313,7 @@ def example_for_schema(schema: dict[str, Any], hint: str = "", _root: dict[str, 
         target: Any = root
         for part in ref.lstrip("#/").split("/"):
             target = target.get(part, {}) if isinstance(target, dict) else {}
-        return example_for_schema(target, hint, root)
+        return example_for_schema(target, hint, root, hints)
     if "const" in schema:
         return schema["const"]
     if "default" in schema:
@@ -236,7 +323,7 @@ def example_for_schema(schema: dict[str, Any], hint: str = "", _root: dict[str, 
     for key in ("anyOf", "oneOf"):
         if schema.get(key):
             options = [o for o in schema[key] if o.get("type") != "null"] or schema[key]
-            return example_for_schema(options[0], hint, root)
+            return example_for_schema(options[0], hint, root, hints)
     if schema.get("allOf"):
         merged: dict[str, Any] = {}
         for part in schema["allOf"]:
@@ -252,7 +339,7 @@ def example_for_schema(schema: dict[str, Any], hint: str = "", _root: dict[str, 
                     merged[k] = list({*merged[k], *v})
                 else:
                     merged[k] = v
-        return example_for_schema(merged, hint, root)
+        return example_for_schema(merged, hint, root, hints)
     typ = schema.get("type")
     if isinstance(typ, list):
         typ = next((t for t in typ if t != "null"), "null")
@@ -261,8 +348,10 @@ def example_for_schema(schema: dict[str, Any], hint: str = "", _root: dict[str, 
     if typ == "object":
         props = schema.get("properties") or {}
         out = {}
-        for i, (name, sub) in enumerate(props.items()):
-            out[name] = example_for_schema(sub, hint if i == 0 else name, root)
+        for name, sub in props.items():
+            resolved = _resolve(sub, root)
+            value = _field(name, resolved, hints)
+            out[name] = value if value is not _MISSING else example_for_schema(sub, name, root, Hints(name))
         return out
     if typ == "array":
         n = max(int(schema.get("minItems", 1)), 1)
@@ -270,8 +359,8 @@ def example_for_schema(schema: dict[str, Any], hint: str = "", _root: dict[str, 
             n = min(n, int(schema["maxItems"]))
         items = schema.get("items") or {}
         if schema.get("uniqueItems") and n > 1:
-            return [example_for_schema(items, f"{hint}-{i}", root) for i in range(n)]
-        return [example_for_schema(items, hint, root) for _ in range(n)]
+            return [example_for_schema(items, f"{hint}-{i}", root, hints) for i in range(n)]
+        return [example_for_schema(items, hint, root, hints) for _ in range(n)]
     if typ == "integer":
         return int(_number(schema, integer=True))
     if typ == "number":
@@ -281,6 +370,22 @@ def example_for_schema(schema: dict[str, Any], hint: str = "", _root: dict[str, 
     if typ == "null":
         return None
     return _string(schema, hint)
+
+
+def _resolve(schema: Any, root: dict[str, Any]) -> dict[str, Any]:
+    """A property's schema with a ``$ref`` or a nullable ``anyOf`` looked through (to read its type)."""
+    if not isinstance(schema, dict):
+        return {}
+    if "$ref" in schema:
+        target: Any = root
+        for part in str(schema["$ref"]).lstrip("#/").split("/"):
+            target = target.get(part, {}) if isinstance(target, dict) else {}
+        return target if isinstance(target, dict) else {}
+    for key in ("anyOf", "oneOf"):
+        options = [o for o in schema.get(key) or [] if isinstance(o, dict) and o.get("type") != "null"]
+        if options:
+            return {**options[0], **{k: v for k, v in schema.items() if k not in (key,)}}
+    return schema
 
 
 def _number(schema: dict[str, Any], integer: bool) -> float:

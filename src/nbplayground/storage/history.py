@@ -538,6 +538,18 @@ def get_run(run_id: str) -> RunResult | None:
     return _from_row(rows[0]) if rows else None
 
 
+def near_ids(run_id: str, n: int = 3) -> list[str]:
+    """Ids of recent runs that look like ``run_id`` (for "did you mean"), closest first."""
+    import difflib
+
+    _before_read()
+    with _reader() as con:
+        recent = [r[0] for r in con.execute("SELECT id FROM runs ORDER BY created_at DESC LIMIT 5000").fetchall()]
+    size = max(len(run_id), 8)
+    heads = {rid[:size]: rid for rid in recent}
+    return [heads[h] for h in difflib.get_close_matches(run_id, list(heads), n=n, cutoff=0.5)]
+
+
 def thread_runs(thread_id: str) -> list[RunResult]:
     """Every run of a named thread, oldest first."""
     rows = _fetch(
