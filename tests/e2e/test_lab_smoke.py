@@ -26,6 +26,12 @@ def test_quickstart_runs_in_jupyterlab(lab, page, shots):
     # two dollar amounts in one output (a compare's costs) never turn into LaTeX
     assert re.search(r"\$\d+\.\d+.*\$\d+\.\d+", text, re.S)
     assert page.locator(MATH).count() == 0
+    for section in ("Compare up to four models", "Tools: plain Python functions", "Images, speech"):
+        heading = page.locator(".jp-MarkdownCell", has_text=section).first
+        heading.scroll_into_view_if_needed()
+        heading.evaluate("el => el.scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(500)  # the notebook renders the cells that scrolled into view
+        shots(page, section.split(":")[0].split(",")[0].lower().replace(" ", "-"))
     shots(page, "ran")
 
 
