@@ -6,11 +6,13 @@ Parsing, namespace lookups and display live here; templates, providers, retries 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime as dt
 import json
 import re
 import shlex
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
@@ -30,11 +32,21 @@ class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one short line for the notebook, not a SystemExit."""
 
     def __init__(self, prog: str, short_usage: str, **kw: Any) -> None:
-        super().__init__(prog=prog, add_help=False, exit_on_error=False, **kw)
+        # exit_on_error stays on: argparse then routes every ArgumentError (a missing value, a bad
+        # choice, two exclusive options) through error(), which raises instead of exiting.
+        super().__init__(prog=prog, add_help=False, **kw)
         self.short_usage = short_usage
 
     def error(self, message: str) -> Any:
         raise UsageError(f"{message} · usage: {self.short_usage}")
+
+    def parse(self, line: str) -> argparse.Namespace:
+        """Split ``line`` as a shell would and parse it; any mistake is a one-line ``UsageError``."""
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:  # shlex: an unbalanced quote or a trailing backslash
+            self.error(f"{str(exc).lower()} in {line.strip()!r}")
+        return self.parse_args(words)
 
 
 def _parser() -> _Parser:
@@ -111,6 +123,116 @@ def _pending_call(thread: list[dict[str, Any]], name: str, call_id: str) -> str:
         raise UsageError(f"Thread {name!r} awaits {len(pending)} tool calls: name one with --tool-result CALL_ID "
                          f"({', '.join(pending)})")  # fmt: skip
     return call_id or pending[0]
+
+
+#: ``%prompt_history`` lists at most this many runs (``nbp.history(limit=...)`` returns more).
+HISTORY_MAX = 1000
+#: Characters of an answer a history line shows (its tooltip holds up to TOOLTIP characters).
+PREVIEW, PLAIN_PREVIEW, TOOLTIP = 120, 60, 2000
+
+
+def _history_count(raw: str) -> int:
+    """``%prompt_history``'s N: a whole number from 1 to :data:`HISTORY_MAX`."""
+    try:
+        n = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {raw!r}") from None
+    if not 1 <= n <= HISTORY_MAX:
+        raise argparse.ArgumentTypeError(
+            f"must be 1 to {HISTORY_MAX}, got {n} (nbp.history(limit=...) returns more)"
+        )
+    return n
+
+
+def _shorten(text: str, limit: int) -> str:
+    """``text`` on one line (whitespace collapsed), cut to ``limit`` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+@dataclasses.dataclass
+class HistoryTable:
+    """What ``%prompt_history`` shows: one line per run, the short id first (for ``%prompt_replay``).
+
+    ``frame`` holds those runs as ``nbp.history()`` returns them (every column, for further work).
+    """
+
+    frame: Any
+    COLUMNS: ClassVar[tuple[str, ...]] = ("id", "when", "surface", "model", "status", "tokens", "cost",
+                                          "ms", "answer")  # fmt: skip
+
+    def rows(self) -> list[dict[str, str]]:
+        """Each run as display strings; ``answer`` is the whole text (or the error of a failed run)."""
+        import pandas as pd
+
+        def given(v: Any) -> bool:
+            return v is not None and not (isinstance(v, float | int) and pd.isna(v)) and v is not pd.NA
+
+        local = dt.datetime.now().astimezone().tzinfo  # the notebook's own clock
+        today = dt.datetime.now(local).date()
+        out = []
+        for r in self.frame.to_dict("records"):
+            when = pd.Timestamp(r["created_at"])
+            when = when.tz_convert(local) if when.tzinfo else when
+            tin, tout = r.get("tokens_in"), r.get("tokens_out")
+            answer = str(r.get("text") or "") or str(r.get("error") or "")
+            out.append({
+                "id": str(r["id"])[:8],
+                "when": when.strftime("%H:%M:%S" if when.date() == today else "%Y-%m-%d %H:%M"),
+                "surface": str(r.get("surface") or ""), "model": str(r.get("model") or ""),
+                "status": str(r.get("status") or ""),
+                "tokens": f"{int(tin) if given(tin) else '–'}→{int(tout) if given(tout) else '–'}"
+                if given(tin) or given(tout) else "–",
+                "cost": f"${r['cost_usd']:.6f}" if given(r.get("cost_usd")) else "–",
+                "ms": f"{r['latency_ms']:.0f}" if given(r.get("latency_ms")) else "–",
+                "answer": answer,
+            })  # fmt: skip
+        return out
+
+    def plain(self) -> str:
+        """A fixed-width table, one line per run."""
+        rows = [{**r, "answer": _shorten(r["answer"], PLAIN_PREVIEW)} for r in self.rows()]
+        if not rows:
+            return "No runs yet."
+        widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in self.COLUMNS}
+        lines = [[c.ljust(widths[c]) for c in self.COLUMNS]]
+        lines += [[r[c].ljust(widths[c]) for c in self.COLUMNS] for r in rows]
+        return "\n".join("  ".join(cells).rstrip() for cells in lines)
+
+    def html(self) -> str:
+        """An HTML table (every cell escaped) sized for reading: ids whole, answers on one or two lines."""
+        rows = self.rows()
+        if not rows:
+            return render.page("<p><i>No runs yet.</i></p>")
+        # JupyterLab lays tables out with fixed columns and the output container breaks words anywhere:
+        # ask for auto widths and keep short cells (ids above all) whole, on one line
+        nowrap = "white-space:nowrap;overflow-wrap:normal;text-align:left"
+        left = "text-align:left;min-width:20em;max-width:60em"
+        head = "".join(f'<th style="{left if c == "answer" else nowrap}">{c}</th>' for c in self.COLUMNS)
+        body = []
+        for r in rows:
+            cells = [f'<td style="{nowrap};font-family:monospace">{render.escape(r["id"])}</td>']
+            cells += [f'<td style="{nowrap}">{render.escape(r[c])}</td>' for c in self.COLUMNS[1:-1]]
+            cells.append(f'<td style="{left}" title="{render.escape(r["answer"][:TOOLTIP])}">'
+                         f"{render.escape(_shorten(r['answer'], PREVIEW))}</td>")  # fmt: skip
+            body.append(f"<tr>{''.join(cells)}</tr>")
+        return render.page(
+            f'<table style="table-layout:auto;margin:0"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>"
+        )
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/plain": self.plain(), "text/html": self.html()}
+
+    def __repr__(self) -> str:
+        return self.plain()
+
+
+def _answer(r: RunResult) -> Any:
+    """What ``-o`` assigns for a run that did not fail: parsed data, else the first media, else the text."""
+    if r.data is not None:
+        return r.data
+    return r.media[0] if r.media else r.text
 
 
 _BARE_VAR = re.compile(r"^\s*(?:\{\{\s*)?([^\W\d]\w*)(?:\s*\}\})?\s*$")
@@ -231,10 +353,7 @@ class Prompt(Magics):
         if line.strip() in ("-h", "--help"):
             print(_parser().format_help())
             return
-        try:
-            args = _parser().parse_args(shlex.split(line))
-        except ValueError as exc:  # shlex: unbalanced quotes
-            raise UsageError(f"{exc} · usage: {_parser().short_usage}") from None
+        args = _parser().parse(line)
         try:
             self._run(args, cell or "")
         except E.NBPlaygroundError as exc:
@@ -325,8 +444,20 @@ class Prompt(Magics):
             # kernel that is killed right after still continues the conversation.
             history.flush(timeout=10)
         if args.output:
-            values = [r.data if r.data is not None else (r.media[0] if r.media else r.text) for r in results]
-            self.ns[args.output] = values if args.compare else values[0]
+            self._assign(args.output, results, many=bool(args.compare))
+
+    def _assign(self, name: str, results: list[RunResult], many: bool) -> None:
+        """``-o NAME``: the answer (parsed data, media or text); a failed run gives ``None``, said in one line."""
+        values = [None if r.status == "error" else _answer(r) for r in results]
+        self.ns[name] = values if many else values[0]
+        failed = [(i, r) for i, r in enumerate(results) if r.status == "error"]
+        if not failed:
+            return
+        if many:
+            print("; ".join(f"{name}[{i}] = None: {r.model} failed ({r.error_type or 'error'})"
+                            for i, r in failed))  # fmt: skip
+        else:
+            print(f"{name} = None: the run failed ({failed[0][1].error_type or 'error'})")
 
     def _show(self, handle: RunHandle, args: argparse.Namespace) -> list[RunResult]:
         from IPython.display import display as ipy_display
@@ -372,25 +503,24 @@ class Prompt(Magics):
         except KeyboardInterrupt:
             handle.stop()
         final = handle.results(timeout=10)
+        shown = list(final)
+        if args.no_history:  # no run to look up: an id-less result's footer says "not stored"
+            shown = [dataclasses.replace(r, id="") for r in final]
         if compare:
-            data, meta = display.compare_bundle(models, [r.text for r in final], list(final))
+            data, meta = display.compare_bundle(models, [r.text for r in shown], shown)
         else:
-            data, meta = display.bundle(final[0], args.format, chat=args.chat)
+            data, meta = display.bundle(shown[0], args.format, chat=args.chat)
         dh.update(data, metadata=meta, raw=True)
         return final
 
     # -- line magics ---------------------------------------------------------------------------------
     @line_magic
-    def prompt_history(self, line: str) -> Any:
-        """``%prompt_history [N]``: the N most recent runs (default 10) as a table."""
-        try:
-            n = int(line.strip() or 10)
-        except ValueError:
-            raise UsageError("usage: %prompt_history [N] (N: how many recent runs, default 10)") from None
-        df = api.history(limit=n)
-        return df[
-            ["created_at", "surface", "model", "status", "text", "tokens_out", "cost_usd", "latency_ms", "id"]
-        ]
+    def prompt_history(self, line: str) -> HistoryTable:
+        """``%prompt_history [N]``: the N most recent runs (default 10), one line each."""
+        p = _Parser("%prompt_history", f"%prompt_history [N] (N: how many recent runs, 1 to {HISTORY_MAX}, "
+                    "default 10)")  # fmt: skip
+        p.add_argument("n", nargs="?", type=_history_count, default=10, metavar="N")
+        return HistoryTable(api.history(limit=p.parse(line).n))
 
     @line_magic
     def prompt_models(self, line: str) -> Any:
@@ -406,13 +536,13 @@ class Prompt(Magics):
         p.add_argument("run_id")
         p.add_argument("-m", "--model")
         p.add_argument("-p", "--param", action="append", default=[])
-        args = p.parse_args(shlex.split(line))
+        args = p.parse(line)
         try:
             requests = api.replay_requests(args.run_id, model=args.model, params=parse_params(args.param),
                                            surface="magic")  # fmt: skip
         except E.NBPlaygroundError as exc:
             raise UsageError(str(exc)) from None
-        ns = argparse.Namespace(no_stream=False, format="markdown", chat=None)
+        ns = argparse.Namespace(no_stream=False, format="markdown", chat=None, no_history=False)
         self._show(api.start(requests), ns)
 
     @line_magic
@@ -434,7 +564,7 @@ class Prompt(Magics):
         for m in msgs:
             head = f"{m.get('role')}" + (f" ({m['tool_call_id']})" if m.get("tool_call_id") else "")
             content = m.get("content") if isinstance(m.get("content"), str) else json.dumps(m.get("content"))
-            calls = [f"🔧 {c['function']['name']}({c['function']['arguments']}) (call {c['id']})"
+            calls = [f"tool: {c['function']['name']}({c['function']['arguments']}) (call {c['id']})"
                      for c in m.get("tool_calls") or []]  # fmt: skip
             blocks.append(f"<div><b>{render.escape(head)}</b></div>" + render.markdown(content or "")
                           + "".join(f"<div><code>{render.escape(c)}</code></div>" for c in calls))  # fmt: skip

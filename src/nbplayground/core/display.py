@@ -20,18 +20,22 @@ FORMATS = ("markdown", "text", "json", "html")
 
 
 def footer(r: RunResult) -> str:
-    """``model · 12→34 tok · $0.000012 · 345 ms · run 1a2b3c4d`` (plus the status when not ok)."""
+    """``model · 12→34 tok · $0.000012 · 345 ms · run 1a2b3c4d`` (plus the status when not ok).
+
+    A result without an id was not stored (``--no-history``): its footer says ``not stored`` instead.
+    """
     parts = [r.model]
-    if r.tokens_in is not None or r.tokens_out is not None:
-        counted = "~" if r.tokens_estimated else ""  # counted here: the server reported no usage
-        parts.append(
-            f"{counted}{r.tokens_in if r.tokens_in is not None else '?'}→"
-            f"{r.tokens_out if r.tokens_out is not None else '?'} tok"
-        )
-    parts.append(f"${r.cost_usd:.6f}" if r.cost_usd is not None else "cost n/a")
+    counted = "~" if r.tokens_estimated else ""  # counted here: the server reported no usage
+    if r.tokens_in is not None and r.tokens_out is not None:
+        parts.append(f"{counted}{r.tokens_in}→{r.tokens_out} tok")
+    elif r.tokens_out is not None:  # a transcription: only what came out is counted
+        parts.append(f"{counted}{r.tokens_out} tok out")
+    elif r.tokens_in is not None:
+        parts.append(f"{counted}{r.tokens_in} tok in")
+    parts.append(f"${r.cost_usd:.6f}" if r.cost_usd is not None else "cost unknown")
     if r.latency_ms is not None:
         parts.append(f"{r.latency_ms:.0f} ms")
-    parts.append(f"run {r.id[:8]}")
+    parts.append(f"run {r.id[:8]}" if r.id else "not stored")
     if r.status != "ok":
         parts.append(r.status)
     return " · ".join(parts)
@@ -51,7 +55,11 @@ def metadata(r: RunResult) -> dict[str, Any]:
 def error_line(r: RunResult) -> str:
     """One readable line: what went wrong and the run id."""
     kind = r.error_type or "Error"
-    return f"{kind}: {r.error} (run {r.id[:8]})"
+    return f"{kind}: {r.error}" + (f" (run {r.id[:8]})" if r.id else "")
+
+
+#: The label before a tool line: text, not an emoji (headless and minimal fonts draw 🔧 as an empty box).
+_TOOL = '<span style="font-size:smaller;font-weight:600;opacity:.7">tool</span>'
 
 
 def _tool_lines(r: RunResult, chat: str | None) -> list[tuple[str, str]]:
@@ -63,16 +71,16 @@ def _tool_lines(r: RunResult, chat: str | None) -> list[tuple[str, str]]:
             outcome = (
                 f"error: {tc.error}" if tc.error else json.dumps(jsonable(tc.result), ensure_ascii=False)
             )
-            lines.append((f"🔧 {call} → {outcome}",
-                          f"<div>🔧 <code>{render.escape(call)}</code> → {render.escape(outcome)}</div>"))  # fmt: skip
+            lines.append((f"tool: {call} → {outcome}",
+                          f"<div>{_TOOL} <code>{render.escape(call)}</code> → {render.escape(outcome)}</div>"))  # fmt: skip
         else:
             how = (
                 f"answer with %%prompt --chat {chat} --tool-result {tc.id} and the result as the cell body"
                 if chat
                 else "run it in a thread (--chat NAME) to answer with --tool-result"
             )
-            lines.append((f"🔧 the model asks for {call} (call {tc.id}): {how}",
-                          f"<div>🔧 the model asks for <code>{render.escape(call)}</code> "
+            lines.append((f"tool: the model asks for {call} (call {tc.id}): {how}",
+                          f"<div>{_TOOL} the model asks for <code>{render.escape(call)}</code> "
                           f"(call <code>{render.escape(tc.id)}</code>): {render.escape(how)}</div>"))  # fmt: skip
     return lines
 
@@ -87,6 +95,8 @@ def _body_html(r: RunResult, fmt: str) -> str:
 
 
 _MUTED = "opacity:.7;font-size:smaller;margin-top:6px"
+#: A failed run's error line: a red block like an error output (no parentheses: no var(), see htmlcheck).
+_ERROR = "color:#c62828;background:#d32f2f1a;border-left:4px solid #d32f2f;padding:4px 8px;margin:4px 0"
 
 
 def html_body(r: RunResult, chat: str | None = None, fmt: str = "markdown") -> str:
@@ -97,7 +107,7 @@ def html_body(r: RunResult, chat: str | None = None, fmt: str = "markdown") -> s
     blocks.append(_body_html(r, fmt))
     blocks.extend(render.media(m) for m in r.media)
     if r.status == "error":
-        blocks.append(f"<p><b>{render.escape(error_line(r))}</b></p>")
+        blocks.append(render.paragraph(error_line(r), style=_ERROR))
     elif r.status == "stopped":
         blocks.append("<p><i>stopped — the partial text is kept</i></p>")
     blocks.append(render.paragraph(footer(r), style=_MUTED))
