@@ -13,7 +13,7 @@ import {
   select,
   uniqueId,
 } from "./lib/dom";
-import { formatBytes, formatCost, formatStats, formatTime, parseJson, prettyJson, splitList, truncate } from "./lib/format";
+import { formatBytes, formatCost, formatStats, formatTime, formatTokens, parseJson, prettyJson, splitList, truncate } from "./lib/format";
 import { renderMarkdown } from "./lib/markdown";
 import { isTemplateRole, messageVariableNames, scan } from "./lib/placeholders";
 import {
@@ -264,6 +264,7 @@ class PlaygroundView {
   private readonly historyNext: HTMLButtonElement;
   private readonly saveName: HTMLInputElement;
   private readonly saveLabels: HTMLInputElement;
+  private readonly saveConversation: HTMLInputElement;
   private readonly promptRef: HTMLSpanElement;
   private readonly loadRef: HTMLInputElement;
   private readonly resizer: ResizeObserver | null;
@@ -348,8 +349,11 @@ class PlaygroundView {
 
     // registry ---------------------------------------------------------------------------------------
     this.saveName = h("input", { class: "nbp-input", testid: "nbp-save-name", type: "text", placeholder: "ns/slug", spellcheck: "false", "aria-label": "Version name" });
-    this.saveLabels = h("input", { class: "nbp-input", testid: "nbp-save-labels", type: "text", placeholder: "labels, comma-separated", "aria-label": "Labels" });
-    const saveBtn = h("button", { class: "nbp-btn", testid: "nbp-save", type: "button", text: "Save version" });
+    this.saveLabels = h("input", { class: "nbp-input nbp-labels-input", testid: "nbp-save-labels", type: "text", placeholder: "labels: prod, …", spellcheck: "false", "aria-label": "Labels", title: "Labels for this version, comma-separated (e.g. prod, staging)" });
+    this.saveConversation = h("input", { testid: "nbp-save-conversation", type: "checkbox" });
+    const conversationLabel = h("label", { class: "nbp-check", title: "Also save the model's answers and the turns after them. Unticked, only the prompt you wrote is saved." },
+      this.saveConversation, h("span", { text: "with conversation" }));
+    const saveBtn = h("button", { class: "nbp-btn", testid: "nbp-save", type: "button", text: "Save version", title: "Save the prompt you wrote (messages, model 1 and its parameters) as a new version" });
     this.promptRef = h("span", { class: "nbp-ref", testid: "nbp-prompt-ref" });
     this.loadRef = h("input", { class: "nbp-input", testid: "nbp-load-ref", type: "text", placeholder: "ns/slug[@3|@label]", spellcheck: "false", "aria-label": "Version to load" });
     const loadBtn = h("button", { class: "nbp-btn", testid: "nbp-load", type: "button", text: "Load" });
@@ -358,7 +362,7 @@ class PlaygroundView {
     this.saveName.addEventListener("keydown", (e) => { if (e.key === "Enter" && !e.ctrlKey && !e.metaKey) this.saveVersion(); });
     this.loadRef.addEventListener("keydown", (e) => { if (e.key === "Enter" && !e.ctrlKey && !e.metaKey) this.loadVersion(); });
     const registry = h("div", { class: "nbp-registry" },
-      h("span", { class: "nbp-muted", text: "Registry" }), this.saveName, this.saveLabels, saveBtn, this.promptRef,
+      h("span", { class: "nbp-muted", text: "Registry" }), this.saveName, this.saveLabels, conversationLabel, saveBtn, this.promptRef,
       h("span", { class: "nbp-sep" }), this.loadRef, loadBtn);
 
     const footer = h("div", { class: "nbp-footer" }, this.historyToggle, registry);
@@ -413,6 +417,7 @@ class PlaygroundView {
     on("change:previous", () => this.renderOutputs());
     on("change:history", () => this.renderHistory());
     on("change:prompt_ref", () => this.renderRegistry());
+    on("change:prompt_labels", () => this.renderLabels());
 
     const listener = (what: SharedEvent): void => {
       if (what === "stream") this.scheduleOutputs();
@@ -522,6 +527,7 @@ class PlaygroundView {
     this.renderOutputs();
     this.renderHistory();
     this.renderRegistry();
+    this.renderLabels();
   }
 
   private renderToolbar(): void {
@@ -1019,6 +1025,7 @@ class PlaygroundView {
     }
 
     // stats
+    // (the status is in the badge only)
     card.stats.textContent = formatStats({
       tokens_in: d.tokens_in,
       tokens_out: d.tokens_out,
@@ -1026,9 +1033,8 @@ class PlaygroundView {
       latency_ms: r?.latency_ms ?? null,
       ttft_ms: r?.ttft_ms ?? null,
       estimated: r?.tokens_estimated === true,
-      status: d.streaming ? "streaming…" : d.status,
     });
-    card.stats.hidden = d.status === "idle" && !r;
+    card.stats.hidden = card.stats.textContent === "";
 
     this.updateDiff(card, d, previous);
   }
@@ -1109,7 +1115,7 @@ class PlaygroundView {
     this.historyList.replaceChildren(...items.map((it) => {
       const restore = h("button", { class: "nbp-btn nbp-btn-small", testid: "nbp-history-restore", type: "button", text: "Restore", title: "Load this run (and its compare group) into the editor" });
       restore.addEventListener("click", () => this.command({ type: "restore", run_id: it.id }));
-      const tokens = it.tokens_in != null || it.tokens_out != null ? `${it.tokens_in ?? "–"}→${it.tokens_out ?? "–"} tok` : "";
+      const tokens = formatTokens(it.tokens_in, it.tokens_out);
       return h("div", { class: "nbp-history-item", testid: "nbp-history-item", "data-run-id": it.id },
         h("span", { class: "nbp-muted nbp-nowrap", text: formatTime(it.created_at) }),
         h("span", { class: "nbp-history-model", text: it.model, title: it.model }),
@@ -1128,13 +1134,19 @@ class PlaygroundView {
     if (ref) this.saveName.placeholder = ref.split("@")[0] ?? "ns/slug";
   }
 
+  /** The labels of the last save (from the widget or `pg.save_version(..., labels=[...])`). */
+  private renderLabels(): void {
+    const text = (this.model.get("prompt_labels") ?? []).join(", ");
+    if (splitList(this.saveLabels.value).join(", ") !== text) this.saveLabels.value = text;
+  }
+
   private saveVersion(): void {
     const name = this.saveName.value.trim() || this.saveName.placeholder.trim();
     if (!name || name === "ns/slug") {
       this.saveName.focus();
       return;
     }
-    this.command({ type: "save_version", name, labels: splitList(this.saveLabels.value) });
+    this.command({ type: "save_version", name, labels: splitList(this.saveLabels.value), conversation: this.saveConversation.checked });
   }
 
   private loadVersion(): void {

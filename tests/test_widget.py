@@ -295,6 +295,70 @@ def test_save_and_load_versions():
     assert Playground(prompt="demo/hello@2").messages == [{"role": "user", "content": "changed"}]
 
 
+def test_save_after_a_run_stores_the_prompt_written_and_the_conversation_only_when_asked():
+    from nbplayground.storage import registry
+
+    template = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Plan {{city}}"}]
+    pg = Playground(template, variables={"city": "Oslo"}, model="mock/echo")
+    front = Front(pg)
+    pg.run()
+    assert pg.wait(10)
+    assert [m["role"] for m in pg.messages] == ["system", "user", "assistant"]
+    front.command("save_version", name="demo/plan", labels=[])
+    assert registry.get("demo/plan@1").messages == template  # the prompt, not the model's answer
+    # the conversation only when asked, from the widget ...
+    front.command("save_version", name="demo/plan", labels=[], conversation=True)
+    assert pg.error == "" and pg.prompt_ref == "demo/plan@2"
+    assert registry.get("demo/plan@2").messages == [*template, {"role": "assistant", "content": "Plan Oslo"}]
+    # ... and from Python; a follow-up turn is conversation too, an edit of the prompt is kept
+    pg.messages = [*pg.messages, {"role": "user", "content": "Shorter"}]
+    pg.run()
+    assert pg.wait(10)
+    edited = [{**pg.messages[0], "content": "Be very brief."}, *pg.messages[1:]]
+    pg.messages = edited
+    assert registry.get(pg.save_version("demo/plan")).messages == [edited[0], template[1]]
+    whole = registry.get(pg.save_version("demo/plan", conversation=True)).messages
+    assert [m["role"] for m in whole] == ["system", "user", "assistant", "user", "assistant"]
+    # Clear & Run starts again from the same prompt, as edited
+    pg.clear_and_run()
+    assert pg.wait(10)
+    assert pg.results[0].messages[0]["content"] == "Be very brief."
+    assert registry.get(pg.save_version("demo/plan")).messages == [edited[0], template[1]]
+    # an answer edited by hand is still the answer; an editor rewritten by hand is saved as shown
+    pg.messages = [*pg.messages[:2], {"role": "assistant", "content": "my own answer"}]
+    assert registry.get(pg.save_version("demo/plan")).messages == [edited[0], template[1]]
+    pg.messages = [{"role": "user", "content": "something else"}]
+    assert registry.get(pg.save_version("demo/plan")).messages == pg.messages
+
+
+def test_save_with_conversation_leaves_out_an_unanswered_tool_call():
+    from nbplayground.storage import registry
+
+    pg = Playground("Weather in Oslo?", model="mock/tools", tools=[tool_weather], tool_mode="manual")
+    pg.run()
+    assert pg.wait(10)
+    assert [m["role"] for m in pg.messages] == ["user", "assistant", "tool"]
+    prompt = [{"role": "user", "content": "Weather in Oslo?"}]
+    assert registry.get(pg.save_version("demo/w")).messages == prompt
+    saved = registry.get(pg.save_version("demo/w", conversation=True)).messages
+    assert [m["role"] for m in saved] == ["user", "assistant"] and saved[1]["tool_calls"]
+
+
+def test_labels_given_to_a_save_show_in_the_labels_field():
+    pg = Playground("Hello", model="mock/echo")
+    front = Front(pg)
+    assert pg.prompt_labels == []
+    front.command("save_version", name="demo/hi", labels=["prod", "beta"])
+    assert pg.prompt_labels == ["prod", "beta"] and pg.prompt_ref == "demo/hi@1"
+    pg.save_version("demo/hi", labels=["draft"])  # the Python API fills the same field
+    assert pg.prompt_labels == ["draft"]
+    front.command("save_version", name="demo/hi", labels="prod")
+    assert "list" in pg.error and pg.prompt_labels == ["draft"]
+    # a loaded version starts with an empty field: saving an edit of @prod does not move "prod" unasked
+    front.command("load_version", ref="demo/hi@prod")
+    assert pg.prompt_ref == "demo/hi@1" and pg.prompt_labels == []
+
+
 def test_static_fallback_shows_the_last_results():
     pg = Playground("Fallback please", models=["mock/echo", "mock/lorem"])
     data, _ = pg.fallback_bundle()
@@ -379,3 +443,59 @@ def test_image_and_speech_targets_produce_media_cards():
     pg.targets = [{"model": "mock/stt", "params": {}}]
     with pytest.raises(E.NBPlaygroundError, match="transcribes audio"):
         pg.clear_and_run()
+
+
+@pytest.fixture(scope="module")
+def js_format(tmp_path_factory):
+    """Call a function of js/lib/format.ts (bundled by esbuild) on JSON arguments in node."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    if shutil.which("node") is None:
+        pytest.skip("Node.js is needed to run the widget's formatters")
+    js = Path(__file__).resolve().parents[1] / "js"
+    out = tmp_path_factory.mktemp("js") / "format.mjs"
+    subprocess.run([str(js / "node_modules" / ".bin" / "esbuild"), str(js / "lib" / "format.ts"), "--bundle",
+                    "--format=esm", f"--outfile={out}"], check=True, capture_output=True, timeout=120)  # fmt: skip
+    runner = out.with_name("run.mjs")
+    runner.write_text(
+        "import * as f from './format.mjs';\n"
+        "import { readFileSync } from 'node:fs';\n"
+        "const calls = JSON.parse(readFileSync(0, 'utf8'));\n"
+        "process.stdout.write(JSON.stringify(calls.map(([name, ...args]) => f[name](...args))));\n"
+    )
+
+    def call(*calls: list) -> list:
+        proc = subprocess.run(["node", str(runner)], input=json.dumps(calls), capture_output=True, text=True,
+                              timeout=60, check=True)  # fmt: skip
+        return json.loads(proc.stdout)
+
+    return call
+
+
+def test_output_stats_show_only_what_is_known_and_never_the_status(js_format):
+    known = {"tokens_in": 10, "tokens_out": 40, "cost_usd": 0.00009, "latency_ms": 1017.6, "ttft_ms": 25.2}
+    assert js_format(
+        ["formatStats", {**known, "status": "ok"}],
+        ["formatStats", {}],  # nothing known yet (streaming): no "in – · out – tok"
+        ["formatStats", {"tokens_out": 7, "latency_ms": 3}],
+        ["formatStats", {**known, "estimated": True}],
+        ["formatStats", {**known, "cost_usd": None}],  # unknown price: no money at all
+        ["formatCost", 0],
+        ["formatCost", None],
+        ["formatCost", 1e-9],
+        ["formatCost", 2.5],
+        ["formatTokens", None, None],
+    ) == [
+        "in 10 · out 40 tok · $0.000090 · 1018 ms · TTFT 25 ms",
+        "",
+        "out 7 tok · 3 ms",
+        "in ~10 · out ~40 tok · $0.000090 · 1018 ms · TTFT 25 ms",
+        "in 10 · out 40 tok · 1018 ms · TTFT 25 ms",
+        "$0",
+        "",
+        "<$0.000001",
+        "$2.50",
+        "",
+    ]

@@ -7,25 +7,36 @@ export interface StatsInput {
   latency_ms?: number | null;
   ttft_ms?: number | null;
   estimated?: boolean;
-  status: string;
 }
 
 const num = (v: number | null | undefined): v is number => typeof v === "number" && Number.isFinite(v);
 
-/** `in 12 · out 34 tok · $0.000012 · 345 ms · TTFT 20 ms · ok` (unknown token counts as "–"). */
+/**
+ * `in 12 · out 34 tok · $0.000012 · 345 ms · TTFT 20 ms`: only what is known (the status is the card's
+ * badge). An unknown cost is left out, never shown as $0.
+ */
 export function formatStats(s: StatsInput): string {
-  // "~": the server reported no usage, so the tokens were counted in the kernel
-  const counted = s.estimated ? "~" : "";
-  const parts = [`${counted}in ${num(s.tokens_in) ? s.tokens_in : "–"} · out ${num(s.tokens_out) ? s.tokens_out : "–"} tok`];
-  if (num(s.cost_usd)) parts.push(formatCost(s.cost_usd));
+  const parts = [formatTokens(s.tokens_in, s.tokens_out, s.estimated), formatCost(s.cost_usd)];
   if (num(s.latency_ms)) parts.push(`${Math.round(s.latency_ms)} ms`);
   if (num(s.ttft_ms)) parts.push(`TTFT ${Math.round(s.ttft_ms)} ms`);
-  parts.push(s.status);
-  return parts.join(" · ");
+  return parts.filter(Boolean).join(" · ");
 }
 
+/** `in 12 · out 34 tok`, only the counts that are known; `~12`: counted in the kernel (the server sent no usage). */
+export function formatTokens(tokensIn: number | null | undefined, tokensOut: number | null | undefined, estimated = false): string {
+  const mark = estimated ? "~" : "";
+  const parts: string[] = [];
+  if (num(tokensIn)) parts.push(`in ${mark}${tokensIn}`);
+  if (num(tokensOut)) parts.push(`out ${mark}${tokensOut}`);
+  return parts.length ? `${parts.join(" · ")} tok` : "";
+}
+
+/** `$0.000123`; a known zero is `$0`; unknown (null) is "" so it is never mistaken for free. */
 export function formatCost(usd: number | null | undefined): string {
-  return num(usd) ? `$${usd.toFixed(6)}` : "";
+  if (!num(usd)) return "";
+  if (usd === 0) return "$0";
+  if (usd < 0.000001) return "<$0.000001";
+  return usd >= 1 ? `$${usd.toFixed(2)}` : `$${usd.toFixed(6)}`;
 }
 
 /** A history timestamp: the time today, else the date and time. */

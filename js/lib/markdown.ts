@@ -33,7 +33,8 @@ export const PURIFY_CONFIG = {
 };
 
 function imageAsLink({ href, text }: Tokens.Image): string {
-  const label = `🖼 image: ${escapeHtml(text || "image")}`;
+  // text, not an emoji: headless and minimal installs have no emoji font and would show a box
+  const label = `image: ${escapeHtml(text || "image")}`;
   if (/^https?:\/\//i.test(href ?? "")) {
     return `<span class="nbp-blocked"><a href="${escapeHtml(href)}" title="not loaded: an external image (click to open)">${label}</a></span>`;
   }

@@ -137,6 +137,7 @@ export interface Traits {
   previous: (string | null)[];
   history: HistoryPage;
   prompt_ref: string;
+  prompt_labels: string[];
 }
 
 // -- kernel → front end ------------------------------------------------------------------------------
@@ -177,7 +178,7 @@ export type Command =
   | { type: "stop" }
   | { type: "history"; scope: "widget" | "all"; offset: number }
   | { type: "restore"; run_id: string }
-  | { type: "save_version"; name: string; labels: string[] }
+  | { type: "save_version"; name: string; labels: string[]; conversation: boolean }
   | { type: "load_version"; ref: string };
 
 /** The subset of anywidget's AnyModel this widget uses. */

@@ -24,6 +24,61 @@ def output_text(card) -> str:
     return card.locator(tid("nbp-output-text")).inner_text()
 
 
+# Characters drawn as the "missing glyph" box: a canvas drawing of each equals that of a code point no
+# font has (Chromium falls back through every installed font, as the page does).
+TOFU = """(el, chars) => {
+  const font = `20px ${getComputedStyle(el).fontFamily}`;
+  const draw = (ch) => {
+    const c = document.createElement("canvas");
+    c.width = 32; c.height = 32;
+    const ctx = c.getContext("2d");
+    ctx.font = font;
+    ctx.fillText(ch, 2, 24);
+    return c.toDataURL();
+  };
+  const missing = draw("\\u{10FFFD}");
+  return chars.filter((ch) => draw(ch) === missing);
+}"""
+
+# Placeholders wider than their input (cut off on screen).
+CUT_PLACEHOLDERS = """(root) => {
+  const ctx = document.createElement("canvas").getContext("2d");
+  return [...root.querySelectorAll("input[placeholder]")].filter((el) => el.offsetParent !== null).flatMap((el) => {
+    const cs = getComputedStyle(el);
+    ctx.font = `${cs.fontStyle} ${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+    const room = el.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+    return ctx.measureText(el.placeholder).width > room ? [el.placeholder] : [];
+  });
+}"""
+
+# A <pre>'s style and whether any of its lines wrapped: one line box per text line when none did.
+PRE_LINES = """(pre) => {
+  const range = document.createRange();
+  range.selectNodeContents(pre);
+  const tops = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+  return { whiteSpace: getComputedStyle(pre).whiteSpace, lines: pre.textContent.split("\\n").length,
+           boxes: tops.size, scrolls: pre.scrollWidth > pre.clientWidth };
+}"""
+
+
+def glyphs_missing(el) -> list[str]:
+    """Non-ASCII characters in the element's text, placeholders and titles that no installed font draws."""
+    text = el.evaluate(
+        "el => el.innerText + [...el.querySelectorAll('[placeholder],[title]')]"
+        ".map(e => (e.placeholder || '') + (e.title || '')).join('')"
+    )
+    chars = sorted({ch for ch in text if ord(ch) > 127})
+    return el.evaluate(TOFU, chars) if chars else []
+
+
+def expect_stats_without_status(card, status: str) -> None:
+    """The status is in the badge only; the stats line holds only known figures."""
+    expect(card.locator(".nbp-badge")).to_have_text(re.compile(f"^{status}$", re.I), timeout=T)
+    stats = card.locator(tid("nbp-output-stats")).inner_text()
+    assert re.fullmatch(r"in \d+ · out \d+ tok( · \$\d+\.\d+)? · \d+ ms( · TTFT \d+ ms)?", stats), stats
+    assert "$0.000000" not in stats, stats  # (the pattern above leaves no room for a status or "–")
+
+
 def test_playground_click_through(lab, page, shots):
     open_notebook(page, lab, "playground.ipynb")
     run_all_cells(page)
@@ -32,6 +87,10 @@ def test_playground_click_through(lab, page, shots):
     pg = widgets.nth(0)
     pg.scroll_into_view_if_needed()
     shots(page, "opened")
+    # labels given to save_version from Python (the notebook's last cell) are in that widget's labels field
+    expect(widgets.nth(1).locator(tid("nbp-save-labels"))).to_have_value("draft", timeout=T)
+    for i in range(4):
+        assert widgets.nth(i).evaluate(CUT_PLACEHOLDERS) == [], f"widget {i}: placeholders cut off"
 
     # -- edit a message and a variable -----------------------------------------------------------
     messages = pg.locator(tid("nbp-message"))
@@ -62,6 +121,7 @@ def test_playground_click_through(lab, page, shots):
     final = output_text(card)
     assert len(final.split()) >= 100
     expect(card.locator(tid("nbp-output-stats"))).to_contain_text("tok", timeout=T)
+    expect_stats_without_status(card, "ok")
     expect(pg.locator(f'{tid("nbp-message")}[data-role="assistant"]')).to_have_count(1, timeout=T)
     # the static copy of the results (for GitHub / kernel-less reloads) is in the page but hidden
     expect(page.locator(".nbp-fallback").first).to_be_attached(timeout=T)
@@ -95,7 +155,8 @@ def test_playground_click_through(lab, page, shots):
     expect(card).to_have_attribute("data-status", "stopped", timeout=T)
     partial = output_text(card)
     assert 0 < len(partial.split()) < 3000
-    expect(card.locator(tid("nbp-output-stats"))).to_contain_text("stopped")
+    expect(card.locator(".nbp-badge")).to_have_text(re.compile("^stopped$", re.I))
+    assert "stopped" not in card.locator(tid("nbp-output-stats")).inner_text()
     card.scroll_into_view_if_needed()
     shots(page, "stopped")
 
@@ -107,13 +168,22 @@ def test_playground_click_through(lab, page, shots):
     expect(targets).to_have_count(3, timeout=T)
     targets.nth(1).locator(tid("nbp-target-model")).fill("mock/echo")
     targets.nth(2).locator(tid("nbp-target-model")).fill("mock/json")
+    # a markdown image in the answer (echoed) is shown as a link, labelled in text
+    mood.locator(tid("nbp-variable-input")).fill("calm ![a chart](https://example.com/chart.png)")
     pg.locator(tid("nbp-clear-run")).click()
     cards = pg.locator(tid("nbp-output"))
     expect(cards).to_have_count(3, timeout=T)
     for i in range(3):
         expect(cards.nth(i)).to_have_attribute("data-status", "ok", timeout=T)
+        expect_stats_without_status(cards.nth(i), "ok")
     expect(cards.nth(1).locator(tid("nbp-output-text"))).to_contain_text("lighthouses")
+    expect(cards.nth(1).locator(".nbp-blocked a")).to_have_text("image: a chart")
     expect(cards.nth(2).locator(tid("nbp-output-text"))).to_contain_text('"text"')
+    # JSON keeps its lines: a line wider than the card scrolls sideways, no word is broken
+    json_card = cards.nth(2).locator("pre.nbp-json")
+    lines = json_card.evaluate(PRE_LINES)
+    assert lines["whiteSpace"] == "pre" and lines["boxes"] == lines["lines"], lines
+    assert lines["scrolls"], lines  # (the echoed prompt is wider than a third of the page)
     cards.nth(0).scroll_into_view_if_needed()
     shots(page, "compare")
 
@@ -142,11 +212,23 @@ def test_playground_click_through(lab, page, shots):
     )
     shots(page, "restored")
 
-    # -- save a version --------------------------------------------------------------------------------
+    # -- save a version after a run: the prompt written; the conversation only when ticked --------------
+    pg.locator(tid("nbp-run")).click()
+    expect(pg.locator(f'{tid("nbp-message")}[data-role="assistant"]')).to_have_count(1, timeout=T)
     pg.locator(tid("nbp-save-name")).fill("demo/e2e")
     pg.locator(tid("nbp-save-labels")).fill("browser")
     pg.locator(tid("nbp-save")).click()
-    expect(pg.locator(tid("nbp-prompt-ref"))).to_contain_text("demo/e2e@1", timeout=T)
+    ref = pg.locator(tid("nbp-prompt-ref"))
+    expect(ref).to_have_text("demo/e2e@1", timeout=T)
+    expect(pg.locator(tid("nbp-save-labels"))).to_have_value("browser")
+    pg.locator(tid("nbp-save")).click()  # the same prompt (the answer is not part of it): the same version
+    expect(pg.locator(".nbp-status")).to_have_text("Saved demo/e2e@1", timeout=T)
+    pg.locator(tid("nbp-save-conversation")).check()
+    pg.locator(tid("nbp-save")).click()  # with the answer: a new version
+    expect(ref).to_have_text("demo/e2e@2", timeout=T)
+    pg.locator(tid("nbp-save-conversation")).uncheck()
+    expect(pg.locator(tid("nbp-error"))).to_be_hidden()
+    pg.locator(tid("nbp-save-conversation")).scroll_into_view_if_needed()
     shots(page, "saved")
 
     # -- a manual tool call answered by typing ------------------------------------------------------------
@@ -166,6 +248,8 @@ def test_playground_click_through(lab, page, shots):
     assert re.search(r"ok", out.get_attribute("data-status") or "")
     out.scroll_into_view_if_needed()
     shots(page, "tool-answered")
+    for i in range(4):  # every symbol the widgets show (tool chips, arrows, buttons) has a glyph
+        assert glyphs_missing(widgets.nth(i)) == [], f"widget {i}"
     assert not [e for e in page.errors if "nbp" in e.lower() or "playground" in e.lower()], page.errors
 
 

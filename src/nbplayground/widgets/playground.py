@@ -149,6 +149,9 @@ class Playground(anywidget.AnyWidget):
     previous = t.List(help="Per target, the previous run's text (for the diff) or None.").tag(sync=True)
     history = t.Dict(help="The history panel page: scope, offset, total, items.").tag(sync=True)
     prompt_ref = t.Unicode("", help="The registry version last saved or loaded.").tag(sync=True)
+    prompt_labels = t.List(t.Unicode(), help="The labels given to the last save (the labels field).").tag(
+        sync=True
+    )
 
     def __init__(
         self,
@@ -194,6 +197,8 @@ class Playground(anywidget.AnyWidget):
         self._last: list[RunResult] = []
         self._displays: list[Any] = []
         self._turns = 0
+        # the first turn a run appended: where the prompt ends and the conversation begins
+        self._first_answer: str | None = None
         self.observe(self._on_messages, names="messages")
         self.observe(self._on_variables, names="variables")
         self.on_msg(self._on_front_msg)
@@ -220,7 +225,7 @@ class Playground(anywidget.AnyWidget):
         return self._start(clear=False)
 
     def clear_and_run(self) -> RunHandle:
-        """Reset the conversation to the editor's messages as they were when it began, then run."""
+        """Drop the conversation (answers and the turns after them), keep the prompt as edited, then run."""
         return self._start(clear=True)
 
     def stop(self) -> None:
@@ -243,16 +248,22 @@ class Playground(anywidget.AnyWidget):
         out.group_id = self._last[0].group_id if self._last else None
         return out
 
-    def save_version(self, name: str, labels: Iterable[str] = ()) -> str:
-        """Save the editor (messages, first target's model and params) as a new registry version."""
+    def save_version(self, name: str, labels: Iterable[str] = (), *, conversation: bool = False) -> str:
+        """Save the prompt you wrote (messages, first target's model and params) as a new registry version.
+
+        After a run the editor also holds the model's answers and the turns that followed; they are left
+        out unless ``conversation=True`` (then the whole conversation is saved, as few-shot turns).
+        """
         from nbplayground.storage import registry
 
+        labels = [labels] if isinstance(labels, str) else list(labels)
         target = self.targets[0]
+        messages = self._conversation() if conversation else self._prompt_messages()
         saved = registry.save(
-            name, messages=self._template(), model=target["model"], params=dict(target.get("params") or {}),
-            labels=list(labels),
+            name, messages=messages, model=target["model"], params=dict(target.get("params") or {}),
+            labels=labels,
         )  # fmt: skip
-        self.prompt_ref = saved.ref
+        self.set_state_from_python(prompt_ref=saved.ref, prompt_labels=labels)
         return saved.ref
 
     def load_version(self, ref: str) -> None:
@@ -265,9 +276,11 @@ class Playground(anywidget.AnyWidget):
         if saved.model:
             first["model"] = saved.model
         first["params"] = dict(saved.params or {})
-        self.set_state_from_python(messages=msgs, base_messages=msgs, targets=[first, *self.targets[1:]])
-        self.prompt_ref = saved.ref
+        # the labels field starts empty: saving an edit of "@prod" must not move "prod" unless asked
+        self.set_state_from_python(messages=msgs, base_messages=msgs, targets=[first, *self.targets[1:]],
+                                   prompt_ref=saved.ref, prompt_labels=[])  # fmt: skip
         self._turns = 0
+        self._first_answer = None
 
     def restore(self, run_id: str) -> None:
         """Load a stored run (and the other targets of its compare) into the editor."""
@@ -298,9 +311,11 @@ class Playground(anywidget.AnyWidget):
             messages=msgs, base_messages=msgs, variables=variables, targets=targets,
             outputs=[_result_state(r) for r in group[:MAX_TARGETS]], previous=[None] * len(targets),
             tool_mode=(run.template or {}).get("tool_mode", self.tool_mode), prompt_ref=run.prompt_ref or "",
+            prompt_labels=[],
         )  # fmt: skip
         self._last = group[:MAX_TARGETS]
         self._turns = 0
+        self._first_answer = None
 
     @classmethod
     def from_run(cls, run_id: str, **kwargs: Any) -> Playground:
@@ -319,6 +334,30 @@ class Playground(anywidget.AnyWidget):
     def _template(self) -> list[dict[str, Any]]:
         return [{k: v for k, v in m.items() if k in ("role", "content", "tool_call_id", "tool_calls", "name")}
                 for m in self.messages]  # fmt: skip
+
+    def _prompt_messages(self) -> list[dict[str, Any]]:
+        """The prompt as written: the editor's messages before the first answer a run appended.
+
+        Messages edited after the run are kept as edited. The answer is found where the run put it (even
+        if its text was edited), else wherever it moved; when it is gone, the editor is taken as it is.
+        """
+        msgs = self._template()
+        if self._first_answer is None:
+            return msgs
+        keys = [_message_key(m) for m in msgs]
+        n = len(self.base_messages)
+        if n < len(msgs) and (keys[n] == self._first_answer or msgs[n].get("role") == "assistant"):
+            return msgs[:n]
+        if self._first_answer in keys:
+            return msgs[: keys.index(self._first_answer)]
+        return msgs
+
+    def _conversation(self) -> list[dict[str, Any]]:
+        """The whole editor, without trailing empty slots (an unanswered tool call, an unwritten user turn)."""
+        msgs = self._template()
+        while msgs and msgs[-1]["role"] in ("user", "tool") and not _text(msgs[-1]):
+            msgs.pop()
+        return msgs
 
     def _rendered(self, resolved: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """System and user messages are templates; assistant and tool turns are sent verbatim."""
@@ -393,9 +432,10 @@ class Playground(anywidget.AnyWidget):
             if not self._idle.is_set():
                 raise E.NBPlaygroundError("A run is in progress: stop it first (pg.stop()).")
             if clear:
-                self.set_state_from_python(messages=[dict(m) for m in self.base_messages])
+                self.set_state_from_python(messages=self._prompt_messages())
                 self._turns = 0
-            elif self._turns == 0:
+                self._first_answer = None
+            if self._turns == 0:
                 self.base_messages = [dict(m) for m in self.messages]
             try:
                 requests = self._requests()
@@ -431,7 +471,10 @@ class Playground(anywidget.AnyWidget):
                 first = results[0]
                 msgs = list(self.messages)
                 if first.status == "ok":
-                    msgs.extend(_turn_messages(first, self.tool_mode))
+                    turn = _turn_messages(first, self.tool_mode)
+                    if self._turns == 0:
+                        self._first_answer = _message_key(turn[0])
+                    msgs.extend(turn)
                     self._turns += 1
                 self._last = list(results)
                 self.set_state_from_python(
@@ -472,7 +515,11 @@ class Playground(anywidget.AnyWidget):
             elif kind == "restore":
                 self.restore(str(msg.get("run_id")))
             elif kind == "save_version":
-                ref = self.save_version(str(msg.get("name", "")), labels=msg.get("labels") or [])
+                labels = msg.get("labels") or []
+                if not isinstance(labels, list):
+                    raise E.BadParameterError("Labels are a list of words, e.g. ['prod'].")
+                ref = self.save_version(str(msg.get("name", "")), labels=[str(x) for x in labels],
+                                        conversation=bool(msg.get("conversation")))  # fmt: skip
                 self._emit_msg({"type": "saved", "ref": ref})
             elif kind == "load_version":
                 self.load_version(str(msg.get("ref", "")))
@@ -558,6 +605,16 @@ def _num(value: Any) -> Any:
         return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
     except (TypeError, ValueError):
         return None
+
+
+def _text(m: dict[str, Any]) -> str:
+    return str(m.get("content") or "").strip()
+
+
+def _message_key(m: dict[str, Any]) -> str:
+    """A comparable form of a message as the editor holds it (what survives the JSON round trip)."""
+    keep = {k: v for k, v in m.items() if k in ("role", "content", "tool_call_id", "tool_calls", "name")}
+    return json.dumps(keep, sort_keys=True, default=str)
 
 
 def _event_dict(ev: Event) -> dict[str, Any]:
