@@ -94,3 +94,49 @@ def test_the_docs_stand_alone_every_relative_link_resolves_inside_the_repository
                 broken.append(f"{doc.name}: {target}")
     assert not broken, broken
     assert "../shared" not in (root / "README.md").read_text(encoding="utf-8")
+
+
+def test_unknown_costs_and_counts_are_not_shown_as_numbers():
+    from nbplayground.core import display
+
+    speech = nbp.run(model="mock/tts", kind="speech", input="hello there", history=False)
+    heard = nbp.run(model="mock/stt", kind="transcription", input=speech.audio.data, history=False)
+    foot = display.footer(heard)
+    assert "?" not in foot and f"{heard.tokens_out} tok out" in foot  # only what is known
+    with OpenAIServerNoPrice() as url:
+        nbp.configure(models={"local": {"model": "openai/my-local", "api_base": url}})
+        out = nbp.compare("hi", models=["local", "mock/echo"], history=False)
+    local = out[0]
+    assert local.status == "ok" and local.cost_usd is None
+    html = out._repr_html_() if hasattr(out, "_repr_html_") else display.compare_bundle(
+        ["local", "mock/echo"], ["", ""], list(out))[0]["text/html"]
+    assert "cost unknown" in html and "$0.000000" not in html
+
+
+class OpenAIServerNoPrice:
+    """A local OpenAI-compatible server for a model nobody priced."""
+
+    def __enter__(self) -> str:
+        from support.oai_server import OpenAIServer
+
+        self.srv = OpenAIServer(tokens=3)
+        self.srv.start()
+        return self.srv.url
+
+    def __exit__(self, *exc: object) -> None:
+        self.srv.stop()
+
+
+def test_providers_and_the_readme_sql_example_show_real_values():
+    import re
+    from pathlib import Path
+
+    frame = nbp.providers()
+    assert frame["key_env"].map(lambda v: isinstance(v, str) and v != "nan").all()
+    assert frame.loc[frame["provider"] == "mock", "key_env"].item() == "none"
+    nbp.run("hello", model="mock/echo")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    query = re.search(r'nbp\.sql\("(select model, count\(\*\)[^"]+)"\)', readme)
+    assert query, "the README's SQL example moved: update this test"
+    out = nbp.sql(query.group(1))
+    assert not [c for c in out.columns if "(" in c]  # no count_star() / avg(latency_ms) headers
