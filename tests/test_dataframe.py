@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from pydantic import BaseModel
@@ -91,17 +92,19 @@ class Invoice(BaseModel):
     number: str
     total: float
     paid: bool
+    summary: str
 
 
 def test_structured_dicts_and_typed_expansion(frame):
     out = frame.prompt.run(
         "inv", prompt="{{question}}", model="mock/json", response_format=Invoice, progress=False
     )
-    assert all(isinstance(v, dict) and set(v) == {"number", "total", "paid"} for v in out["inv"])
+    assert all(isinstance(v, dict) and set(v) == {"number", "total", "paid", "summary"} for v in out["inv"])
     wide = frame.prompt.run("inv", prompt="{{question}}", model="mock/json", response_format=Invoice, expand=True,
                             progress=False)  # fmt: skip
     assert str(wide["inv.total"].dtype) == "Float64" and str(wide["inv.paid"].dtype) == "boolean"
-    assert wide["inv.number"].tolist() == ["why?", "how?", "what?"]
+    assert wide["inv.summary"].tolist() == ["why?", "how?", "what?"]  # mock/json: free text from the prompt
+    assert str(wide["inv.number"].dtype) == "string" and wide["inv.number"].notna().all()
 
 
 def test_tool_error_affects_only_its_row():
@@ -397,3 +400,257 @@ def test_estimate_without_max_tokens_is_a_floor():
     nbp.configure(models={"local": {"model": "openai/my-model", "api_base": "http://127.0.0.1:9/v1"}})
     unpriced = df.prompt.estimate("a", prompt="{{q}}", model="local", max_cost=1.0, params={"max_tokens": 5})
     assert unpriced.cost_usd is None and "unknown (no price for this model)" in str(unpriced)
+
+
+# --- progress bars tell the truth ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def bars(monkeypatch):
+    """The real tqdm bars ``run_prompt`` makes, kept for a look after the batch (a pass-through spy)."""
+    from nbplayground import dataframe
+
+    made = []
+    real = dataframe._progress
+
+    def keep(*args, **kwargs):
+        bar = real(*args, **kwargs)
+        made.append(bar)
+        return bar
+
+    monkeypatch.setattr(dataframe, "_progress", keep)
+    return made
+
+
+def test_progress_bar_ends_at_the_true_count_fast_slow_and_resumed(bars):
+    df = pd.DataFrame({"q": ["a", "b", "c"]})
+    df.prompt.run("a", prompt="{{q}}", model="mock/echo")  # done before the update loop's first look
+    slow = pd.DataFrame({"q": [f"s{i}" for i in range(5)]})
+    slow.prompt.run("a", prompt="{{q}}", model="mock/lorem", params={"max_tokens": 2, "mock_delay_ms": 60},
+                    concurrency=1)  # fmt: skip
+    again = df.prompt.run("a", prompt="{{q}}", model="mock/echo")  # every row resumed
+    assert again.attrs["nbplayground"]["resumed"] == 3
+    assert [(b.n, b.total) for b in bars] == [(3, 3), (5, 5), (3, 3)]
+    assert bars[2].initial == 3  # resumed rows count from the start
+    assert all(b.disable for b in bars)  # closed
+
+
+def test_progress_bar_counts_resumed_rows_then_the_retried_one(bars):
+    df = pd.DataFrame({"q": ["q0", "q1", "q2"]})
+    with OpenAIServer(tokens=2) as srv:
+        nbp.configure(models={"local": {"model": "openai/m", "api_base": srv.url}})
+        srv.script = [Behaviour(), Behaviour(status=400, error_message="bad row"), Behaviour()]
+        first = df.prompt.run("a", prompt="{{q}}", model="local", concurrency=1)
+        assert first["a__status"].tolist() == ["ok", "error", "ok"]
+        df.prompt.run("a", prompt="{{q}}", model="local", retry_failed=True)
+        assert len(srv.bodies) == 4
+    assert (bars[0].n, bars[0].total) == (3, 3)  # a failed row is finished too
+    assert (bars[1].initial, bars[1].n, bars[1].total) == (2, 3, 3)
+
+
+def test_progress_in_a_script_ends_on_n_of_n(nbp_home):
+    script = textwrap.dedent(f"""
+        import sys; sys.path.insert(0, {SRC!r})
+        import pandas as pd, nbplayground as nbp
+        df = pd.DataFrame({{"q": ["a", "b", "c", "d", "e"]}})
+        df.prompt.run("a", prompt="{{{{q}}}}", model="mock/echo")
+        df.prompt.run("a", prompt="{{{{q}}}}", model="mock/echo")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120,
+                          env={**os.environ, "NBPLAYGROUND_HOME": str(nbp_home)})  # fmt: skip
+    stderr = proc.stderr.decode()  # bytes: text mode would turn tqdm's \r into new lines
+    assert proc.returncode == 0, stderr
+    lines = [line for line in stderr.split("\n") if "nbplayground" in line]
+    assert len(lines) == 2, stderr  # one bar per batch, each ending on its own line
+    for line in lines:
+        last = [s for s in line.split("\r") if s.strip()][-1]  # what the terminal shows at the end
+        assert "100%" in last and " 5/5 " in last and "ok=5" in last, last
+    assert "0/5" not in lines[1]  # the resumed batch starts at 5/5
+
+
+def test_notebook_progress_widgets_end_full_and_not_danger(tmp_path):
+    """In a real kernel: tqdm.notebook's bars (FloatProgress in the container) end at max, style success."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in (
+        "import pandas as pd, nbplayground as nbp\ndf = pd.DataFrame({'q': ['a', 'b', 'c']})",
+        "out = df.prompt.run('a', prompt='{{q}}', model='mock/echo')",
+        "out = df.prompt.run('a', prompt='{{q}}', model='mock/echo')",  # resumed: no work at all
+        "slow = {'max_tokens': 2, 'mock_delay_ms': 50}\n"
+        "out = df.prompt.run('b', prompt='{{q}}', model='mock/lorem', params=slow, concurrency=1)",
+        "odd = pd.DataFrame({'q': ['a', None, '  ']})\nout = odd.prompt.run('a', prompt='{{q}}', model='mock/echo')",
+    )]  # fmt: skip
+    client = NotebookClient(nb, timeout=120, kernel_name="python3", store_widget_state=True,
+                            resources={"metadata": {"path": str(tmp_path)}})  # fmt: skip
+    client.execute()
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, errors
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    progress = [m["state"] for m in state.values() if m["model_name"] == "FloatProgressModel"]
+    assert len(progress) == 4, progress
+    assert [(p["value"], p["max"], p["bar_style"]) for p in progress] == [(3.0, 3.0, "success")] * 4
+    labels = [" " + " ".join(m["state"]["value"].replace("\u2007", " ").split()) + " "
+              for m in state.values() if m["model_name"] == "HTMLModel"]  # fmt: skip
+    assert sum(" 3/3 " in label for label in labels) == 4 and "skipped=2" in " ".join(labels), labels
+
+
+# --- missing values are not prompts --------------------------------------------------------------------
+
+
+def _gappy() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"q": ["hello", np.nan, None, pd.NA, pd.NaT, "   ", "bye"],
+         "n": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, np.nan]},
+        index=[f"r{i}" for i in range(7)], dtype=object,
+    )  # fmt: skip
+
+
+def test_missing_values_skip_the_row_without_a_call_by_default():
+    df = _gappy()
+    with OpenAIServer(echo=True) as srv:
+        nbp.configure(models={"echo": {"model": "openai/echo", "api_base": srv.url,
+                                       "input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6}})  # fmt: skip
+        out = df.prompt.run("a", prompt="{{q}} x{{n}}", model="echo", progress=False)
+        sent = sorted(b["messages"][0]["content"] for b in srv.bodies)
+    assert sent == ["    x6.0", "hello x1.0"]  # whitespace around a value is still a prompt
+    assert out["a__status"].tolist() == ["ok", "skipped", "skipped", "skipped", "skipped", "ok", "skipped"]
+    errors = out["a__error"]
+    assert "'q' (nan)" in errors["r1"] and "row r1" in errors["r1"]
+    assert "'q' (None)" in errors["r2"] and "'q' (<NA>)" in errors["r3"] and "'q' (NaT)" in errors["r4"]
+    assert "'n' (nan)" in errors["r6"] and "on_missing='empty'" in errors["r6"]
+    assert all("nan" not in str(v) and "None" not in str(v) for v in out["a"].dropna())
+    info = out.attrs["nbplayground"]
+    assert (info["ok"], info["skipped"], info["failed"], info["not_run"]) == (2, 5, 0, 0)
+    assert "5 skipped" in info["summary"]
+    runs = nbp.sql("select row_key, status from runs order by row_key")
+    assert runs["row_key"].tolist() == ["r0", "r5"]  # nothing stored, nothing charged for skipped rows
+    assert info["cost_usd"] == pytest.approx(float(nbp.sql("select sum(cost_usd) as c from runs")["c"][0]))
+
+
+def test_an_empty_prompt_is_skipped():
+    df = pd.DataFrame({"q": ["hi", "", "  \n", "ok"]})
+    out = df.prompt.run("a", prompt="{{q}}", system="Be brief.", model="mock/echo", progress=False)
+    assert out["a__status"].tolist() == ["ok", "skipped", "skipped", "ok"]
+    assert out["a__error"][1].startswith("the prompt is empty at row 1")
+    assert len(nbp.history()) == 2
+    est = df.prompt.estimate("a", prompt="{{q}}", system="Be brief.", model="mock/echo")
+    assert est.calls == 0 and est.already_done == 2  # the two ok rows are done, empty ones are never calls
+    assert est.skipped == 2 and "2 already done, 2 skipped" in str(est)
+    gappy = _gappy().prompt.estimate("a", prompt="{{q}} x{{n}}", model="mock/echo")
+    assert (gappy.calls, gappy.skipped) == (2, 5)
+    speech = df.prompt.run("s", kind="speech", input="{{q}}", model="mock/tts", progress=False)
+    assert speech["s__status"].tolist() == ["ok", "skipped", "skipped", "ok"]
+
+
+def test_a_json_null_under_a_dot_path_is_missing_too():
+    df = pd.DataFrame({"cfg": ['{"lang": "en"}', '{"lang": null}', np.nan]})
+    out = df.prompt.run("a", prompt="in {{cfg.lang}}", model="mock/echo", progress=False)
+    assert out["a"].tolist()[0] == "in en"
+    assert out["a__status"].tolist() == ["ok", "skipped", "skipped"]
+    assert "'cfg.lang' (None)" in out["a__error"][1] and "'cfg' (nan)" in out["a__error"][2]
+    empty = df.prompt.run(
+        "a", prompt="in {{cfg.lang}}", model="mock/echo", on_missing="empty", progress=False
+    )
+    assert empty["a"].tolist() == ["in en", "in ", "in "]
+
+
+def test_on_missing_empty_sends_blank_values_and_error_refuses_before_any_call():
+    df = _gappy()
+    with OpenAIServer(echo=True) as srv:
+        nbp.configure(models={"echo": {"model": "openai/echo", "api_base": srv.url}})
+        with pytest.raises(E.BadParameterError) as info:
+            df.prompt.run("a", prompt="Q: {{q}} {{n}}", model="echo", on_missing="error", progress=False)
+        message = str(info.value)
+        assert "\n" not in message and "'q' at row r1 (nan)" in message and "'q' at row r2 (None)" in message
+        assert "5 cells in 5 rows" in message and "on_missing='empty'" in message
+        assert srv.bodies == [] and len(nbp.history()) == 0
+        out = df.prompt.run("a", prompt="Q: {{q}} {{n}}", model="echo", on_missing="empty", progress=False)
+        sent = [b["messages"][0]["content"] for b in srv.bodies]
+    assert sorted(sent) == sorted(
+        ["Q: hello 1.0", "Q:  2.0", "Q:  3.0", "Q:  4.0", "Q:  5.0", "Q:     6.0", "Q: bye "]
+    )
+    assert "a__status" not in out.columns and out.attrs["nbplayground"]["skipped"] == 0
+    with pytest.raises(E.BadParameterError, match="on_missing must be one of 'skip', 'empty', 'error'"):
+        df.prompt.run("a", prompt="{{q}}", model="echo", on_missing="drop")
+
+
+def test_skipped_rows_are_looked_at_again_on_the_next_run():
+    df = _gappy()
+    with OpenAIServer(echo=True) as srv:
+        nbp.configure(models={"echo": {"model": "openai/echo", "api_base": srv.url}})
+        first = df.prompt.run("a", prompt="Q: {{q}}", model="echo", progress=False)
+        assert len(srv.bodies) == 3 and first.attrs["nbplayground"]["skipped"] == 4
+        same = df.prompt.run("a", prompt="Q: {{q}}", model="echo", progress=False)
+        assert len(srv.bodies) == 3  # done rows come from the store; skipped rows are skipped again, no call
+        assert same["a__status"].tolist() == first["a__status"].tolist()
+        assert same.attrs["nbplayground"]["resumed"] == 3 and same.attrs["nbplayground"]["skipped"] == 4
+        blank = df.prompt.run("a", prompt="Q: {{q}}", model="echo", on_missing="empty", progress=False)
+        assert len(srv.bodies) == 7  # only the rows skipped before, now sent with ''
+        assert blank.attrs["nbplayground"]["resumed"] == 3 and blank["a"].notna().all()
+        # and back: rows done with '' are not taken as done when missing values are to be skipped
+        back = df.prompt.run("a", prompt="Q: {{q}}", model="echo", progress=False)
+        assert len(srv.bodies) == 7 and back["a__status"].tolist() == first["a__status"].tolist()
+
+
+# --- row keys ------------------------------------------------------------------------------------------
+
+
+def test_row_keys_are_unique_whatever_the_index_holds():
+    labels = [1, "1", 1, np.nan, np.nan, "1#0", ("t", 2)]
+    df = pd.DataFrame({"q": [f"q{i}" for i in range(7)]}, index=pd.Index(labels, dtype=object))
+    out = df.prompt.run("a", prompt="{{q}}", model="mock/echo", progress=False)
+    assert out["a"].tolist() == [f"q{i}" for i in range(7)] and "a__status" not in out.columns
+    assert list(out.index[:3]) == [1, "1", 1]
+    keys = nbp.sql("select row_key from runs")["row_key"]
+    assert keys.nunique() == 7
+    again = df.prompt.run("a", prompt="{{q}}", model="mock/echo", progress=False)
+    assert again.attrs["nbplayground"]["resumed"] == 7 and again["a"].tolist() == out["a"].tolist()
+
+    multi = pd.DataFrame(
+        {"q": ["x", "y", "z"]}, index=pd.MultiIndex.from_tuples([(1, "a"), (1, "b"), (1, "a")])
+    )
+    wide = multi.prompt.run("a", prompt="{{q}}", model="mock/echo", progress=False, details=True)
+    assert wide["a"].tolist() == ["x", "y", "z"] and wide["a__status"].tolist() == ["ok"] * 3
+    assert wide["a__run_id"].nunique() == 3
+
+
+# --- one missing marker --------------------------------------------------------------------------------
+
+
+class Card(BaseModel):
+    title: str
+    score: int
+    tags: list[str]
+
+
+def test_failed_and_not_run_rows_use_one_missing_marker():
+    df = pd.DataFrame(
+        {"cfg": ['{"lang": "en"}', '{"nolang": 1}', None, '{"lang": "de"}'] + ['{"lang": "x"}'] * 4}
+    )
+    per_row = 1e-6 * 3 + 2e-6 * 5
+    out = df.prompt.run("a", prompt="in {{cfg.lang}}", model="mock/lorem", params={"max_tokens": 5},
+                        max_cost=per_row * 2.5, concurrency=1, details=True, progress=False)  # fmt: skip
+    statuses = out["a__status"].tolist()
+    assert statuses[:3] == ["ok", "error", "skipped"] and "not run" in statuses
+    expected = {"a": "string", "a__status": "string", "a__error": "string", "a__tokens_in": "Int64",
+                "a__tokens_out": "Int64", "a__cost_usd": "Float64", "a__latency_ms": "Float64",
+                "a__run_id": "string"}  # fmt: skip
+    assert {c: str(out[c].dtype) for c in expected} == expected
+    for c in set(expected) - {"a__status"}:
+        gaps = [v for v in out[c] if pd.isna(v)]
+        assert gaps and all(v is pd.NA for v in gaps), (c, gaps)  # never None or NaN beside <NA>
+
+    dicts = df.prompt.run(
+        "c", prompt="in {{cfg.lang}}", model="mock/json", response_format=Card, progress=False
+    )
+    assert str(dicts["c"].dtype) == "object" and dicts["c"][1] is pd.NA and dicts["c"][2] is pd.NA
+    wide = df.prompt.run("c", prompt="in {{cfg.lang}}", model="mock/json", response_format=Card, expand=True,
+                         progress=False)  # fmt: skip
+    assert [str(wide[f"c.{f}"].dtype) for f in ("title", "score", "tags")] == ["string", "Int64", "object"]
+    for f in ("title", "score", "tags"):
+        assert wide[f"c.{f}"][1] is pd.NA and wide[f"c.{f}"][2] is pd.NA
+    assert isinstance(wide["c.tags"][0], list)
+    imgs = df.prompt.run("i", kind="image", prompt="{{cfg.lang}}", model="mock/image", progress=False)
+    assert imgs["i"][1] is pd.NA and isinstance(imgs["i"][0], Media)

@@ -4,6 +4,11 @@ Rows are rendered from ``{{column}}`` placeholders (dot paths reach into dict an
 scheduled by the engine's AIMD limiter (concurrency is an upper bound that halves on 429s and grows back),
 checkpointed to the history as they finish, and written back by position, so rows never shift. Running
 the same call again resumes: rows already done come from the store with zero model calls.
+
+A row whose prompt would be made of a missing value (NaN, None, ``pd.NA``, NaT, or a JSON ``null`` reached
+by a dot path) is not sent: it gets the status ``skipped`` and its reason, unless ``on_missing`` says
+otherwise; so is a row whose rendered prompt is empty. Skipped rows are never stored as done, so the
+next run looks at them again.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ import hashlib
 import json
 import threading
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import pandas as pd
 
@@ -27,6 +33,8 @@ from nbplayground.core.tools import normalize_tools
 from nbplayground.core.types import KINDS, Media, RunRequest, RunResult, new_id
 
 NOT_RUN = "not run"
+SKIPPED = "skipped"
+ON_MISSING = ("skip", "empty", "error")
 #: Finished rows allowed to wait for the store before workers pause (bounds memory on fast models).
 MAX_BACKLOG = 2000
 DETAIL_FIELDS = ("status", "error", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "run_id")
@@ -35,7 +43,7 @@ DETAIL_FIELDS = ("status", "error", "tokens_in", "tokens_out", "cost_usd", "late
 class RowOutcome(NamedTuple):
     """What the output frame needs of a finished row (the full run lives in the history)."""
 
-    id: str
+    id: str | None  # None: no run was made (a skipped row)
     status: str
     text: str
     data: Any
@@ -63,6 +71,7 @@ class Estimate:
     tokens_out_max: int | None
     cost_usd: float | None
     model: str
+    skipped: int = 0  # rows that will not be sent: missing values or an empty prompt
 
     def __str__(self) -> str:
         if self.cost_usd is None:
@@ -72,8 +81,9 @@ class Estimate:
         else:
             cost = f"${self.cost_usd:.4f}"
         out = self.tokens_out_max if self.tokens_out_max is not None else "unbounded (set max_tokens)"
+        skipped = f", {self.skipped} skipped: missing values or empty prompts" if self.skipped else ""
         return (
-            f"{self.calls} calls to {self.model} for {self.rows} rows ({self.already_done} already done) · "
+            f"{self.calls} calls to {self.model} for {self.rows} rows ({self.already_done} already done{skipped}) · "
             f"~{self.tokens_in:,} tokens in · up to {out} tokens out · est. cost {cost}"
         )
 
@@ -108,18 +118,129 @@ def _template(
 
 def _fingerprint(df: pd.DataFrame, columns: list[str]) -> str:
     h = hashlib.sha256()
-    h.update(pd.util.hash_pandas_object(df.index, index=False).values.tobytes())
+    try:
+        h.update(pd.util.hash_pandas_object(df.index, index=False).values.tobytes())
+    except (TypeError, ValueError):  # an object index mixing tuples, numbers and text
+        h.update(json.dumps([[type(k).__name__, _row_key(k)] for k in df.index]).encode())
     for col in columns:
         h.update(col.encode())
         try:
             h.update(pd.util.hash_pandas_object(df[col], index=False).values.tobytes())
-        except TypeError:  # unhashable cells (dicts, lists): hash their JSON
+        except (TypeError, ValueError):  # unhashable cells (dicts, lists): hash their JSON
             h.update(json.dumps(df[col].tolist(), default=str, sort_keys=True).encode())
     return h.hexdigest()
 
 
 def _row_key(value: Any) -> str:
     return json.dumps(value, default=str) if not isinstance(value, str) else value
+
+
+def _row_keys(index: pd.Index) -> list[str]:
+    """One distinct key per row: the index value as text (JSON unless a str), ``#<position>`` added where
+    two rows would share one (duplicate labels, ``1`` and ``"1"``, several NaN), so no row's answer is lost.
+    """
+    base = [_row_key(k) for k in index]
+    if index.is_unique and (index.dtype != object or index.inferred_type in ("string", "integer")):
+        return base  # one type, distinct labels: distinct keys (without counting 100,000 of them)
+    seen = Counter(base)
+    if len(seen) == len(base):
+        return base
+    taken = {k for k, c in seen.items() if c == 1}
+    keys = []
+    for pos, key in enumerate(base):
+        if seen[key] > 1:
+            key = f"{key}#{pos}"
+            while key in taken:  # an index that already holds "1#0" as a label
+                key += "#"
+            taken.add(key)
+        keys.append(key)
+    return keys
+
+
+def _is_missing(value: Any) -> bool:
+    """A cell without a value: None, NaN, pd.NA, NaT (containers, text and media never are)."""
+    if value is None:
+        return True
+    if not pd.api.types.is_scalar(value) or isinstance(value, str | bytes):
+        return False
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _missing_text(value: Any) -> str:
+    return "None" if value is None else str(value)
+
+
+def _skipped(reason: str) -> RowOutcome:
+    return RowOutcome(None, SKIPPED, "", None, [], reason, None, None, None, None)
+
+
+def _empty_prompt(msgs: list[dict[str, Any]], value: Any, kind: str, has_input: bool) -> bool:
+    """True when what would be sent has no text: the user messages (or a media kind's input) are blank."""
+    if kind != "chat" and has_input:
+        if isinstance(value, str | bytes | bytearray):
+            return not value.strip()
+        return value is None
+    users = [m for m in msgs if m.get("role") == "user"] or [
+        m for m in msgs if m.get("role") not in ("assistant", "tool", "function")
+    ]
+    for m in users:
+        content = m.get("content")
+        if isinstance(content, str):
+            if content.strip():
+                return False
+        elif isinstance(content, list):
+            for part in content:
+                if not (isinstance(part, dict) and part.get("type") == "text"):
+                    return False  # an image or audio part is something to answer
+                if str(part.get("text") or "").strip():
+                    return False
+        elif content is not None:
+            return False
+    return True
+
+
+def _gaps(
+    df: pd.DataFrame, used: list[str], paths: list[str], records: list[dict[str, Any]]
+) -> dict[int, list[tuple[str, str]]]:
+    """Per row position, the (column or path, value shown) of each missing value the prompt would use.
+
+    Columns are checked at once with pandas; dot paths (``{{config.lang}}``) are looked up row by row, only
+    when the template has any, so a JSON ``null`` is caught too.
+    """
+    gaps: dict[int, list[tuple[str, str]]] = {}
+    if used:
+        cells = df[used]
+        na = cells.isna().to_numpy()
+        for pos in na.any(axis=1).nonzero()[0].tolist():  # the frame's own value: records turn NA into None
+            gaps[pos] = [(c, _missing_text(cells.iat[pos, j])) for j, c in enumerate(used) if na[pos, j]]
+    nested = [p for p in paths if p not in used and _root(p) in used]
+    for path in nested:
+        root = _root(path)
+        for pos, row in enumerate(records):
+            if any(c == root for c, _ in gaps.get(pos, ())):
+                continue  # the whole cell is missing already
+            try:
+                value = templating.lookup(row, path)
+            except (KeyError, E.TemplateError):
+                continue  # a missing key is a template error of its own row
+            if _is_missing(value):
+                gaps.setdefault(pos, []).append((path, _missing_text(value)))
+    return gaps
+
+
+def _root(path: str) -> str:
+    import re
+
+    return re.split(r"[.\[]", path, maxsplit=1)[0]
+
+
+def _gap_reason(cells: list[tuple[str, str]], key: str) -> str:
+    names = ", ".join(f"{c!r} ({v})" for c, v in cells)
+    fix = "fill it, or pass on_missing='empty' to send it as ''"
+    return f"missing value in {names} at row {key}: not sent; {fix}"
 
 
 def _cost_unknown(r: RowOutcome) -> bool:
@@ -170,12 +291,25 @@ def run_prompt(
     estimate: bool = False,
     max_cost: float | None = None,
     progress: bool = True,
+    on_missing: Literal["skip", "empty", "error"] = "skip",
 ) -> Any:
     """Fill ``column`` with a model's answer for every row; see the module docstring.
 
     ``prompt`` is the user message template, ``messages`` a full template thread, ``input`` the text (or
     audio column, for transcription) of media kinds. Returns a new frame (``inplace=True`` fills ``df``),
     with the batch id in ``out.attrs["nbplayground"]``. ``estimate=True`` returns an :class:`Estimate`.
+
+    Missing values (NaN, None, ``pd.NA``, NaT, a JSON ``null`` under a dot path) in what a row's prompt
+    uses are never sent as the text ``nan``/``None``. ``on_missing="skip"`` (the default): the row gets
+    ``<column>__status`` ``skipped`` and ``<column>__error`` naming the column and the row, no call is made
+    and nothing is charged. ``"empty"``: missing values are rendered as ``""`` and the row is sent.
+    ``"error"``: raise :class:`BadParameterError` naming the first missing cells before any call. A row
+    whose rendered prompt is empty or whitespace is ``skipped`` too ("the prompt is empty"). Skipped rows
+    are counted in ``out.attrs["nbplayground"]["skipped"]`` and are not stored as done: running the call
+    again looks at them again.
+
+    Rows are keyed by their index value (``row_key`` in the history); where two rows would share a key
+    (duplicate labels, ``1`` and ``"1"``, several NaN) each gets ``#<position>`` after it.
     """
     from nbplayground import config
     from nbplayground.storage import history
@@ -186,10 +320,9 @@ def run_prompt(
         raise E.BadParameterError("Name the new column: run_prompt(df, 'answer', prompt=...).")
     if kind not in KINDS:
         raise E.BadParameterError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}.")
-    if not df.index.is_unique:
-        raise E.BadParameterError(
-            "The frame's index has duplicates: rows are matched by index, reset_index() first."
-        )
+    if on_missing not in ON_MISSING:
+        choices = ", ".join(map(repr, ON_MISSING))
+        raise E.BadParameterError(f"on_missing must be one of {choices}; got {on_missing!r}.")
     template = _template(prompt, messages, system)
     if kind == "chat" and not template:
         raise E.BadParameterError("Pass prompt='... {{column}} ...' or messages=[...].")
@@ -215,27 +348,52 @@ def run_prompt(
     )  # fmt: skip
     group_id = "batch-" + hashlib.sha256(signature.encode()).hexdigest()[:24]
     records = df[used].to_dict("records") if used else [{} for _ in range(len(df))]
-    keys = [_row_key(k) for k in df.index]
+    keys = _row_keys(df.index)
     n = len(df)
+    paths = list(dict.fromkeys(p for t in texts for p in templating.placeholders(t or "")))
+    gaps = _gaps(df, used, paths, records)
+    if gaps and on_missing == "error":
+        first = [f"{c!r} at row {keys[pos]} ({v})" for pos in sorted(gaps)[:3] for c, v in gaps[pos]][:3]
+        cells = sum(len(v) for v in gaps.values())
+        raise E.BadParameterError(
+            f"Missing values where the prompt reads them: {', '.join(first)} ({cells} cells in {len(gaps)} "
+            "rows); fill them (df.fillna) or pass on_missing='skip' (the default) or on_missing='empty'."
+        )
     results: list[RowOutcome | None] = [None] * n
+    blank: dict[int, dict[str, str]] = {}  # on_missing="empty": the values rendered as ""
+    for pos, cells in gaps.items():
+        if on_missing == "skip":  # skipped before any lookup of earlier results: never taken as done
+            results[pos] = _skipped(_gap_reason(cells, keys[pos]))
+        else:
+            names = {c for c, _ in cells}
+            blank[pos] = {p: "" for p in paths if p in names or _root(p) in names}
+            blank[pos].update({c: "" for c in names})
+    skipped_early = len(gaps) if on_missing == "skip" else 0
+    resumed = 0
     if resume:
         done = _previous(group_id, retry_failed)
         for pos, key in enumerate(keys):
-            prev = done.get(key)
-            results[pos] = _slim(prev) if prev is not None else None
+            prev = done.get(key) if results[pos] is None else None
+            if prev is not None:
+                results[pos] = _slim(prev)
+                resumed += 1
     todo = [i for i in range(n) if results[i] is None]
+    resumed_ok = sum(1 for r in results if r is not None and r.status == "ok")
 
     def render(i: int, resolved: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], Any]:
         """A row's messages and input; ``resolved`` receives each placeholder's value (what is stored)."""
-        row = records[i]
+        row = records[i] if i not in blank else {**records[i], **blank[i]}
         msgs = templating.render_messages(template, row, resolved=resolved) if template else []
         if kind == "transcription":  # the audio itself is not a variable worth storing
             value = templating.lookup(row, input.strip().strip("{} ")) if input else None
             return msgs, value.data if isinstance(value, Media) else value
         return msgs, templating.render(input, row, resolved=resolved) if input is not None else None
 
+    def empty(msgs: list[dict[str, Any]], value: Any) -> bool:
+        return _empty_prompt(msgs, value, kind, input is not None)
+
     if estimate:
-        return _estimate(rm, send, todo, render, n)
+        return _estimate(rm, send, todo, render, n, empty, resumed, skipped_early)
     priced = rm.price(1, 1) is not None
     if max_cost is not None:
         if isinstance(max_cost, bool) or not isinstance(max_cost, int | float) or max_cost < 0:
@@ -257,7 +415,7 @@ def run_prompt(
     estimated = [0]  # rows whose server sent no usage: their tokens (and cost) were counted here
     halted: list[str] = []  # why scheduling stopped because the budget could no longer be enforced
     lock = threading.Lock()
-    counts = {"ok": 0, "error": 0, "stopped": 0}
+    counts = {"ok": 0, "error": 0, "stopped": 0, SKIPPED: 0}
     budget_hit = [False]
 
     def make(i: int) -> RunRequest | None:
@@ -274,6 +432,11 @@ def run_prompt(
             history.record(failed)
             with lock:
                 counts["error"] += 1
+            return None
+        if empty(msgs, value):  # nothing to ask: no call, nothing charged, looked at again next run
+            results[i] = _skipped(f"the prompt is empty at row {keys[i]}: not sent")
+            with lock:
+                counts[SKIPPED] += 1
             return None
         if max_cost is not None:
             hold = per_row or 0.0
@@ -328,18 +491,26 @@ def run_prompt(
     batch = Batch(make, todo, workers=concurrency, on_result=on_result, limiter=limiter,
                   throttle=lambda: history.backlog() > MAX_BACKLOG)  # fmt: skip
     future = batch.start()
-    bar = _progress(progress, len(todo), n - len(todo))
+    bar = _progress(progress, n, n - len(todo))  # rows resumed or skipped up front are done already
     interrupted = False
     last_done = [0]
 
-    def refresh() -> None:
-        finished = counts["ok"] + counts["error"] + counts["stopped"]
-        if bar is not None and finished != last_done[0]:
-            bar.update(finished - last_done[0])
-            last_done[0] = finished
-            cost = f"${spent[0]:.4f}" if not unknown[0] else f"unknown ({unknown[0]} unpriced)"
-            bar.set_postfix(ok=counts["ok"], failed=counts["error"], retrying=limiter.rate_limited,
-                            limit=limiter.allowed, cost=cost, refresh=False)  # fmt: skip
+    def refresh(final: bool = False) -> None:
+        """Move the bar to the rows finished so far; ``final`` draws it now (tqdm waits mininterval)."""
+        if bar is None:
+            return
+        finished = counts["ok"] + counts["error"] + counts[SKIPPED]  # a stopped row is not finished
+        if finished == last_done[0] and not final:
+            return
+        bar.update(finished - last_done[0])
+        last_done[0] = finished
+        cost = f"${spent[0]:.4f}" if not unknown[0] else f"unknown ({unknown[0]} unpriced)"
+        skipped = skipped_early + counts[SKIPPED]
+        extra = {"skipped": skipped} if skipped else {}
+        bar.set_postfix(ok=resumed_ok + counts["ok"], failed=resumed - resumed_ok + counts["error"], **extra,
+                        retrying=limiter.rate_limited, limit=limiter.allowed, cost=cost, refresh=False)  # fmt: skip
+        if final:
+            bar.refresh()
 
     try:
         while not future.done():
@@ -350,7 +521,6 @@ def run_prompt(
             except Exception:
                 break
             refresh()
-        refresh()  # the rows that finished after the last look
     except KeyboardInterrupt:
         interrupted = True
         batch.stop()
@@ -360,13 +530,16 @@ def run_prompt(
             pass
     finally:
         if bar is not None:
+            refresh(final=True)  # the true final count, also when the batch ended before the first look
             bar.close()
     history.flush()
     out = df if inplace else df.copy()
     _fill(out, column, results, kind, response_format, expand, details)
-    info = {"group_id": group_id, "model": rm.name, "rows": n, "ran": len(todo), "resumed": n - len(todo),
+    info = {"group_id": group_id, "model": rm.name, "rows": n, "ran": len(todo) - counts[SKIPPED],
+            "resumed": resumed,
             "ok": sum(1 for r in results if r is not None and r.status == "ok"),
             "failed": sum(1 for r in results if r is not None and r.status == "error"),
+            "skipped": sum(1 for r in results if r is not None and r.status == SKIPPED),
             "not_run": sum(1 for r in results if r is None),
             "cost_usd": None if unknown[0] else round(spent[0], 8), "unpriced_rows": unknown[0],
             "estimated_rows": estimated[0],
@@ -387,6 +560,8 @@ def run_prompt(
 def _summary(info: dict[str, Any], priced: bool) -> str:
     """One line on what a batch did and cost; an unknown cost says how many rows had none, and why."""
     text = f"{info['rows']} rows: {info['ok']} ok, {info['failed']} failed, {info['not_run']} not run"
+    if info.get("skipped"):
+        text += f", {info['skipped']} skipped (missing values or empty prompts: see the __error column)"
     if info["resumed"]:
         text += f" ({info['resumed']} from an earlier run)"
     if info["cost_usd"] is not None:
@@ -441,35 +616,49 @@ def _row_cost_guess(
 
 
 def _estimate(
-    rm: providers.ResolvedModel, send: dict[str, Any], todo: list[int], render: Any, n: int
+    rm: providers.ResolvedModel,
+    send: dict[str, Any],
+    todo: list[int],
+    render: Any,
+    n: int,
+    empty: Any,
+    already_done: int,
+    skipped: int,
 ) -> Estimate:
     tin = 0
+    calls = 0
+    empties = 0
     for i in todo:
         try:
-            tin += _tokens(*render(i))
+            rendered = render(i)
         except E.TemplateError:
-            pass
+            continue  # the row fails without a call
+        if empty(*rendered):  # skipped, not sent
+            empties += 1
+        else:
+            tin += _tokens(*rendered)
+            calls += 1
     tout = send.get("max_tokens") or send.get("max_completion_tokens")
-    cost = rm.price(tin, (tout or 0) * len(todo)) if tout else rm.price(tin, 0)
-    return Estimate(rows=n, calls=len(todo), already_done=n - len(todo), tokens_in=tin,
-                    tokens_out_max=tout * len(todo) if tout else None, cost_usd=cost, model=rm.name)  # fmt: skip
+    cost = rm.price(tin, (tout or 0) * calls) if tout else rm.price(tin, 0)
+    return Estimate(rows=n, calls=calls, already_done=already_done, tokens_in=tin,
+                    tokens_out_max=tout * calls if tout else None, cost_usd=cost, model=rm.name,
+                    skipped=skipped + empties)  # fmt: skip
 
 
 def _progress(enabled: bool, total: int, initial_done: int) -> Any:
+    """A tqdm bar over ``total`` rows that starts at ``initial_done`` (resumed or skipped before the run)."""
     if not enabled or total == 0:
         return None
     try:
         from tqdm.auto import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, desc="nbplayground", unit="row", leave=True)
+    return tqdm(total=total, initial=initial_done, desc="nbplayground", unit="row", leave=True)
 
 
 def _value(r: RowOutcome | None, kind: str, structured: bool) -> Any:
-    if r is None:
-        return None
-    if r.status != "ok":
-        return None
+    if r is None or r.status != "ok":
+        return pd.NA
     if kind in ("image", "speech"):
         return r.media[0] if r.media else None
     if structured:
@@ -480,18 +669,26 @@ def _value(r: RowOutcome | None, kind: str, structured: bool) -> Any:
 
 def _fill(out: pd.DataFrame, column: str, results: list[RowOutcome | None], kind: str, response_format: Any,
           expand: bool, details: bool) -> None:  # fmt: skip
+    """Write the answer (and status/detail) columns by position; every missing cell is ``pd.NA``.
+
+    Columns are assigned as arrays, never as Series, so nothing is aligned on an index that may hold
+    duplicates or NaN. Text, status, error and run id columns are ``string``, counts ``Int64`` and
+    costs and latencies ``Float64``; answers that are objects (dicts, Media) stay ``object``.
+    """
     structured = response_format is not None
     values = [_value(r, kind, structured) for r in results]
+    values = [pd.NA if v is None else v for v in values]
     if structured and expand:
         schema = _schema_of(response_format) or {}
         fields = list((schema.get("properties") or {}).keys())
-        expanded = pd.DataFrame([v if isinstance(v, Mapping) else {} for v in values], index=out.index,
-                                columns=fields)  # fmt: skip
+        expanded = pd.DataFrame([v if isinstance(v, Mapping) else {} for v in values], columns=fields)
         props = schema.get("properties") or {}
         for f in fields:
-            out[f"{column}.{f}"] = _typed(expanded[f], props.get(f) or {})
+            out[f"{column}.{f}"] = _typed(expanded[f], props.get(f) or {}).array
+    elif kind == "chat" and not structured:
+        out[column] = pd.array(values, dtype="string")
     else:
-        out[column] = pd.Series(values, index=out.index, dtype=object)
+        out[column] = pd.array(values, dtype=object)
     failed = any(r is None or r.status != "ok" for r in results)
     if details or failed:  # a failed row keeps its error in the table
         get = {
@@ -504,9 +701,11 @@ def _fill(out: pd.DataFrame, column: str, results: list[RowOutcome | None], kind
             "run_id": lambda r: r.id if r is not None else None,
         }
         for name in DETAIL_FIELDS if details else ("status", "error"):
-            out[f"{column}__{name}"] = pd.Series(
-                [get[name](r) for r in results], index=out.index
-            ).convert_dtypes()
+            out[f"{column}__{name}"] = pd.array([get[name](r) for r in results], dtype=_DETAIL_DTYPES[name])
+
+
+_DETAIL_DTYPES = {"status": "string", "error": "string", "tokens_in": "Int64", "tokens_out": "Int64",
+                  "cost_usd": "Float64", "latency_ms": "Float64", "run_id": "string"}  # fmt: skip
 
 
 _DTYPES = {"integer": "Int64", "number": "Float64", "boolean": "boolean", "string": "string"}
@@ -520,12 +719,13 @@ def _typed(series: pd.Series, prop: dict[str, Any]) -> pd.Series:
     if typ is None and prop.get("anyOf"):
         typ = next((o.get("type") for o in prop["anyOf"] if o.get("type") not in (None, "null")), None)
     dtype = _DTYPES.get(str(typ))
-    if dtype is None:
-        return series.astype(object)
-    try:
-        return series.astype(dtype)
-    except (TypeError, ValueError):
-        return series.astype(object)
+    if dtype is not None:
+        try:
+            return series.astype(dtype)
+        except (TypeError, ValueError):
+            pass
+    # lists, objects, or values that do not fit the declared type: kept as they are, NA where missing
+    return pd.Series([pd.NA if _is_missing(v) else v for v in series], dtype=object)
 
 
 @pd.api.extensions.register_dataframe_accessor("prompt")
