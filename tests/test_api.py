@@ -217,6 +217,14 @@ def test_invalid_structured_output_keeps_raw_text():
     assert "Person" in r.error and r.text == "not json at all"
 
 
+def test_json_python_refuses_is_a_structured_output_error_not_a_crash():
+    # json.loads raises a plain ValueError (no .msg/.pos) for an integer over Python's 4300-digit limit
+    digits = "1" * 5000
+    r = nbp.run(digits, model="mock/echo", response_format={"type": "integer"})
+    assert r.status == "error" and r.error_type == "StructuredOutputError", r.error
+    assert "4300" in r.error and r.text == digits
+
+
 def test_media_kinds_image_speech_transcription(tmp_path):
     img = nbp.run("a lighthouse at dusk", model="mock/image", kind="image")
     assert img.status == "ok" and img.image.mime == "image/png"

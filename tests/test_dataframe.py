@@ -654,3 +654,24 @@ def test_failed_and_not_run_rows_use_one_missing_marker():
     assert isinstance(wide["c.tags"][0], list)
     imgs = df.prompt.run("i", kind="image", prompt="{{cfg.lang}}", model="mock/image", progress=False)
     assert imgs["i"][1] is pd.NA and isinstance(imgs["i"][0], Media)
+
+
+def test_a_result_without_its_row_key_is_stored_not_lost(frame, monkeypatch):
+    # on_result looked rows up with position[r.row_key]: a result whose key was lost raised KeyError inside
+    # the engine's storage hook (a warning, and the run never reached the history)
+    from nbplayground.core import engine
+
+    execute = engine.Runner.execute
+
+    async def without_key(self, req):
+        if req.row_key == "20":
+            req.row_key = None
+        return await execute(self, req)
+
+    monkeypatch.setattr(engine.Runner, "execute", without_key)
+    out = nbp.run_prompt(frame, "a", prompt="Q: {{question}}", model="mock/echo", progress=False)
+    assert out["a"].tolist()[0] == "Q: why?" and pd.isna(out["a"].tolist()[1])
+    info = out.attrs["nbplayground"]
+    assert info["ok"] == 2 and info["not_run"] == 1
+    stored = nbp.history(limit=20)
+    assert "Q: how?" in stored["text"].tolist()

@@ -52,8 +52,10 @@ def test_backoff_is_jittered_exponential_and_honours_retry_after():
 def test_stop_before_start_still_ends_the_run():
     h = nbp.stream("x", model="mock/lorem", params={"mock_delay_ms": 50})
     h.stop()
-    r = h.result(timeout=2)
+    r = h.result(timeout=10)
     assert r.status == "stopped"
+    # stopped before it began, it keeps where it came from like any run
+    assert r.params == {"mock_delay_ms": 50} and r.template and r.template["messages"][0]["content"] == "x"
 
 
 def test_keyboard_interrupt_while_waiting_stops_and_records(monkeypatch):

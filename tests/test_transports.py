@@ -85,8 +85,24 @@ def test_register_rejects_what_is_not_a_transport():
 
 
 def test_the_first_litellm_import_does_not_freeze_a_native_stream(nbp_home):
-    """litellm's import takes seconds: it runs in a thread, so a stream in flight keeps flowing."""
-    out = _python(
+    """litellm's import takes seconds: it runs in a thread, so a stream in flight keeps flowing.
+
+    On the loop the import froze a stream for ~3.7 s every time; in a thread the worst gap is what pydantic
+    holds the GIL for (~125-175 ms). A loaded machine can stretch one measurement past 200 ms, so the best
+    of two fresh interpreters is judged: a design regression fails both by seconds.
+    """
+    outs = [_gap_run(nbp_home)]
+    if outs[0]["max_gap"] >= 0.2:
+        outs.append(_gap_run(nbp_home))
+    out = min(outs, key=lambda o: o["max_gap"])
+    assert out["status"] == "ok" and out["n"] == 400 and out["litellm"] and out["other"]["status"] == "ok"
+    assert out["max_gap"] < 0.2, f"the native stream stalled {out['max_gap'] * 1000:.0f} ms"
+    # the litellm run's own first token is timed from its request, not from its imports
+    assert out["other"]["ttft"] < 200
+
+
+def _gap_run(nbp_home) -> dict:
+    return _python(
         """
         import json, sys, threading, time
         from support.oai_server import OpenAIServer
@@ -114,10 +130,6 @@ def test_the_first_litellm_import_does_not_freeze_a_native_stream(nbp_home):
         """,
         {"NBPLAYGROUND_HOME": str(nbp_home)},
     )
-    assert out["status"] == "ok" and out["n"] == 400 and out["litellm"] and out["other"]["status"] == "ok"
-    assert out["max_gap"] < 0.2, f"the native stream stalled {out['max_gap'] * 1000:.0f} ms"
-    # the litellm run's own first token is timed from its request, not from its imports
-    assert out["other"]["ttft"] < 200
 
 
 @pytest.mark.parametrize("transport", ["native", "litellm"])

@@ -152,6 +152,8 @@ def prepare(
         raise E.BadParameterError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}.")
     if tool_mode not in ("auto", "manual"):
         raise E.BadParameterError(f"tool_mode must be 'auto' or 'manual'; got {tool_mode!r}.")
+    template: list[dict[str, Any]]
+    defaults: dict[str, Any]
     if (kind != "chat" or thread) and text is None and messages is None and prompt is None and system is None:
         template, defaults = [], {}
     else:

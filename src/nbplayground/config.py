@@ -24,7 +24,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from nbplayground.core.errors import ConfigError
 
@@ -145,7 +145,15 @@ def make_private(root: Path) -> list[Path]:
 
 _lock = threading.Lock()
 _overrides: dict[str, Any] = {"aliases": {}, "models": {}}
-_cache: dict[str, Any] = {}
+
+
+class _Cache(TypedDict, total=False):
+    key: tuple[str, int | None, int]
+    settings: Settings
+    key_envs: frozenset[str]
+
+
+_cache: _Cache = {}
 
 
 def _parse_model(name: str, spec: Any) -> CustomModel:

@@ -18,9 +18,9 @@ import json
 import threading
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import pandas as pd
 
@@ -119,13 +119,13 @@ def _template(
 def _fingerprint(df: pd.DataFrame, columns: list[str]) -> str:
     h = hashlib.sha256()
     try:
-        h.update(pd.util.hash_pandas_object(df.index, index=False).values.tobytes())
+        h.update(pd.util.hash_pandas_object(df.index, index=False).to_numpy().tobytes())
     except (TypeError, ValueError):  # an object index mixing tuples, numbers and text
         h.update(json.dumps([[type(k).__name__, _row_key(k)] for k in df.index]).encode())
     for col in columns:
         h.update(col.encode())
         try:
-            h.update(pd.util.hash_pandas_object(df[col], index=False).values.tobytes())
+            h.update(pd.util.hash_pandas_object(df[col], index=False).to_numpy().tobytes())
         except (TypeError, ValueError):  # unhashable cells (dicts, lists): hash their JSON
             h.update(json.dumps(df[col].tolist(), default=str, sort_keys=True).encode())
     return h.hexdigest()
@@ -213,8 +213,9 @@ def _gaps(
     gaps: dict[int, list[tuple[str, str]]] = {}
     if used:
         cells = df[used]
-        na = cells.isna().to_numpy()
-        for pos in na.any(axis=1).nonzero()[0].tolist():  # the frame's own value: records turn NA into None
+        isna = cells.isna()
+        na = isna.to_numpy()
+        for pos in isna.any(axis=1).to_numpy().nonzero()[0].tolist():  # the frame's own value: records turn NA into None
             gaps[pos] = [(c, _missing_text(cells.iat[pos, j])) for j, c in enumerate(used) if na[pos, j]]
     nested = [p for p in paths if p not in used and _root(p) in used]
     for path in nested:
@@ -347,16 +348,17 @@ def run_prompt(
         sort_keys=True, default=str,
     )  # fmt: skip
     group_id = "batch-" + hashlib.sha256(signature.encode()).hexdigest()[:24]
-    records = df[used].to_dict("records") if used else [{} for _ in range(len(df))]
+    # the used columns are str: they were picked by name from [str(c) for c in df.columns]
+    records = cast("list[dict[str, Any]]", df[used].to_dict("records")) if used else [{} for _ in range(len(df))]
     keys = _row_keys(df.index)
     n = len(df)
     paths = list(dict.fromkeys(p for t in texts for p in templating.placeholders(t or "")))
     gaps = _gaps(df, used, paths, records)
     if gaps and on_missing == "error":
         first = [f"{c!r} at row {keys[pos]} ({v})" for pos in sorted(gaps)[:3] for c, v in gaps[pos]][:3]
-        cells = sum(len(v) for v in gaps.values())
+        n_cells = sum(len(v) for v in gaps.values())
         raise E.BadParameterError(
-            f"Missing values where the prompt reads them: {', '.join(first)} ({cells} cells in {len(gaps)} "
+            f"Missing values where the prompt reads them: {', '.join(first)} ({n_cells} cells in {len(gaps)} "
             "rows); fill them (df.fillna) or pass on_missing='skip' (the default) or on_missing='empty'."
         )
     results: list[RowOutcome | None] = [None] * n
@@ -440,7 +442,8 @@ def run_prompt(
             return None
         if max_cost is not None:
             hold = per_row or 0.0
-            if bounded:  # a token is at least one byte: the request's JSON bytes bound its input tokens
+            # a token is at least one byte: the request's JSON bytes bound its input tokens
+            if bounded and isinstance(max_out, int):
                 size = len(json.dumps([msgs, value, schema], default=str).encode())
                 worst[i] = rm.price(size, int(max_out)) or 0.0
             with lock:
@@ -463,7 +466,11 @@ def run_prompt(
     position = {keys[i]: i for i in range(n)}
 
     def on_result(r: RunResult) -> None:
-        i = position[r.row_key]  # written by row key: rows never shift or swap
+        i = position.get(r.row_key) if r.row_key is not None else None  # by row key: rows never shift or swap
+        if i is None:  # make() gives every request its row's key: this is no row of the frame; keep the run
+            if r.status != "stopped" or r.text:
+                history.record(r)
+            return
         row = results[i] = _slim(r)  # keep only what the frame needs: 100,000 rows stay small
         with lock:
             counts[r.status] = counts.get(r.status, 0) + 1
@@ -583,10 +590,11 @@ def _summary(info: dict[str, Any], priced: bool) -> str:
 def _previous(group_id: str, retry_failed: bool) -> dict[str, RunResult]:
     """The latest finished run per row of an earlier attempt at this same batch."""
     from nbplayground.storage import history
+    from nbplayground.storage.rows import COLUMNS
 
     statuses = ("ok",) if retry_failed else ("ok", "error")
     rows = history._fetch(
-        f"SELECT {', '.join(history.COLUMNS)} FROM runs WHERE group_id = ? AND status IN "
+        f"SELECT {', '.join(COLUMNS)} FROM runs WHERE group_id = ? AND status IN "
         f"({', '.join('?' * len(statuses))}) ORDER BY created_at",
         [group_id, *statuses],
     )
@@ -691,7 +699,7 @@ def _fill(out: pd.DataFrame, column: str, results: list[RowOutcome | None], kind
         out[column] = pd.array(values, dtype=object)
     failed = any(r is None or r.status != "ok" for r in results)
     if details or failed:  # a failed row keeps its error in the table
-        get = {
+        get: dict[str, Callable[[RowOutcome | None], Any]] = {
             "status": lambda r: r.status if r is not None else NOT_RUN,
             "error": lambda r: r.error if r is not None else None,
             "tokens_in": lambda r: r.tokens_in if r is not None else None,
@@ -704,11 +712,13 @@ def _fill(out: pd.DataFrame, column: str, results: list[RowOutcome | None], kind
             out[f"{column}__{name}"] = pd.array([get[name](r) for r in results], dtype=_DETAIL_DTYPES[name])
 
 
-_DETAIL_DTYPES = {"status": "string", "error": "string", "tokens_in": "Int64", "tokens_out": "Int64",
-                  "cost_usd": "Float64", "latency_ms": "Float64", "run_id": "string"}  # fmt: skip
+_DETAIL_DTYPES: dict[str, Literal["string", "Int64", "Float64"]] = {
+    "status": "string", "error": "string", "tokens_in": "Int64", "tokens_out": "Int64",
+    "cost_usd": "Float64", "latency_ms": "Float64", "run_id": "string"}  # fmt: skip
 
 
-_DTYPES = {"integer": "Int64", "number": "Float64", "boolean": "boolean", "string": "string"}
+_DTYPES: dict[str, Literal["Int64", "Float64", "boolean", "string"]] = {
+    "integer": "Int64", "number": "Float64", "boolean": "boolean", "string": "string"}  # fmt: skip
 
 
 def _typed(series: pd.Series, prop: dict[str, Any]) -> pd.Series:
@@ -741,4 +751,4 @@ class PromptAccessor:
 
     def estimate(self, column: str, **kw: Any) -> Estimate:
         """Planned calls, tokens and cost, without calling."""
-        return run_prompt(self._df, column, estimate=True, **kw)
+        return cast("Estimate", run_prompt(self._df, column, estimate=True, **kw))

@@ -68,7 +68,7 @@ def _register_html() -> None:
     if _registered:
         return
     try:
-        from IPython import get_ipython
+        from IPython.core.getipython import get_ipython
     except ImportError:
         return
     ip = get_ipython()
@@ -80,7 +80,8 @@ def _register_html() -> None:
     def html(df: pd.DataFrame) -> str | None:
         if _media_columns(df):
             return frame_html(df)
-        out = previous(df) if previous is not None else df._repr_html_()
+        # pandas-stubs does not declare DataFrame._repr_html_ (its __getattr__ types it as a column).
+        out = previous(df) if previous is not None else df._repr_html_()  # type: ignore[operator]
         return render.page(out) if out and df.attrs.get(MARK) else out
 
     formatter.for_type(pd.DataFrame, html)

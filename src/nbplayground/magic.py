@@ -574,7 +574,7 @@ class Prompt(Magics):
 
 def load(ipython: Any) -> None:
     """Register the magics (and make ``%config Prompt.model`` work)."""
-    magics = Prompt(shell=ipython)
+    magics = Prompt(shell=ipython)  # type: ignore[no-untyped-call]  # IPython's Magics.__init__ is unannotated
     ipython.register_magics(magics)
     if magics not in ipython.configurables:
         ipython.configurables.append(magics)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from nbplayground.core import render
@@ -157,10 +157,10 @@ def partial(
 
 
 def compare_bundle(
-    models: list[str],
-    texts: list[str],
-    results: list[RunResult | None],
-    md: list[Callable[[str], str]] | None = None,
+    models: Sequence[str],
+    texts: Sequence[str],
+    results: Sequence[RunResult | None],
+    md: Sequence[Callable[[str], str]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Side-by-side columns (sanitized HTML) with plain text as the fallback; ``md`` as in :func:`partial`."""
     cols, plains = [], []

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import json
 import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from nbplayground.core import errors as E
 from nbplayground.core import providers, secrets, tokens, transports
@@ -105,7 +106,7 @@ class RunHandle:
         self._tasks = []
         for req in self.requests:
             task = asyncio.create_task(runner.execute(req))
-            task.add_done_callback(lambda t, req=req: self._ensure_done(t, req))
+            task.add_done_callback(functools.partial(self._ensure_done, req=req))
             self._tasks.append(task)
         if self._stop_requested:
             for task in self._tasks:
@@ -117,13 +118,11 @@ class RunHandle:
         if self._results[req.target_index] is not None:
             return
         failed = None if task.cancelled() else task.exception()
-        result = RunResult(
-            id=req.run_id, model=req.model, kind=req.kind, surface=req.surface, messages=req.messages,
-            variables=req.variables, thread_id=req.thread_id, parent_id=req.parent_id, group_id=req.group_id,
-            target_index=req.target_index, status="error" if failed else "stopped",
-            error=secrets.redact(f"Unexpected {type(failed).__name__}: {failed}") if failed else None,
-            error_type=type(failed).__name__ if failed else None,
-        )  # fmt: skip
+        result = new_result(req)
+        result.status = "error" if failed else "stopped"
+        if failed:
+            result.error = secrets.redact(f"Unexpected {type(failed).__name__}: {failed}")
+            result.error_type = type(failed).__name__
         if self._on_done is not None:
             try:
                 self._on_done(result)
@@ -281,6 +280,19 @@ class RunHandle:
         return f"RunHandle({len(self.requests)} target(s), {state}, run_ids={[i[:8] for i in self.run_ids]})"
 
 
+def new_result(req: RunRequest) -> RunResult:
+    """A run's result before it ends: everything about where it came from (a run stopped before it began
+    is stored with the same provenance as one that finished)."""
+    result = RunResult(
+        id=req.run_id, model=req.model, kind=req.kind, surface=req.surface, messages=req.messages,
+        variables=req.variables, template=_template_info(req), prompt_ref=req.prompt_ref,
+        thread_id=req.thread_id, parent_id=req.parent_id, group_id=req.group_id, target_index=req.target_index,
+        row_key=req.row_key,
+    )  # fmt: skip
+    result.params = {k: v for k, v in req.params.items() if k not in providers.CALL_OPTIONS}
+    return result
+
+
 def _wake(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
@@ -315,13 +327,7 @@ class Runner:
         emit = self.emit
         target = req.target_index
         state = _State()
-        result = RunResult(
-            id=req.run_id, model=req.model, kind=req.kind, surface=req.surface, messages=req.messages,
-            variables=req.variables, template=_template_info(req), prompt_ref=req.prompt_ref,
-            thread_id=req.thread_id, parent_id=req.parent_id, group_id=req.group_id, target_index=target,
-            row_key=req.row_key,
-        )  # fmt: skip
-        result.params = {k: v for k, v in req.params.items() if k not in providers.CALL_OPTIONS}
+        result = new_result(req)
         emit(Event("start", target, req.run_id))
         rm: providers.ResolvedModel | None = None
         try:
@@ -600,7 +606,7 @@ def _schema_of(response_format: Any) -> dict[str, Any] | None:
     if isinstance(response_format, dict):
         return response_format
     if hasattr(response_format, "model_json_schema"):
-        return response_format.model_json_schema()
+        return cast("dict[str, Any]", response_format.model_json_schema())
     raise E.BadParameterError(
         f"response_format must be a pydantic model class or a JSON schema dict, got {type(response_format).__name__}."
     )
@@ -654,9 +660,13 @@ def parse_structured(text: str, response_format: Any) -> Any:
             ) from None
     try:
         value = json.loads(raw)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise E.StructuredOutputError(
             f"The output is not valid JSON for {name} ({exc.msg} at char {exc.pos}). The raw text is kept in .text."
+        ) from None
+    except ValueError as exc:  # valid JSON that Python refuses, e.g. an integer over the 4300-digit limit
+        raise E.StructuredOutputError(
+            f"The output is not usable JSON for {name} ({exc}). The raw text is kept in .text."
         ) from None
     schema = response_format.get("schema", response_format) if isinstance(response_format, dict) else {}
     if isinstance(schema, dict) and schema.get("type") == "object":

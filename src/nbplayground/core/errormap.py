@@ -169,9 +169,9 @@ def local_failure(chain: list[BaseException], call: ProviderCall) -> E.NBPlaygro
                 "provider's environment variable) or its cloud credentials."
             )
     for exc in chain:
-        found = H.unreachable(exc, where)
-        if found is not None:
-            return found
+        unreachable = H.unreachable(exc, where)
+        if unreachable is not None:
+            return unreachable
     return None
 
 

@@ -453,10 +453,10 @@ async def generate(call: ProviderCall) -> MediaOutput:
             usage=Usage(count_tokens(text), 0),
         )
     data = _read_audio(call.input)
-    text = read_wav_text(data)
-    if text is None:
-        text = f"[mock transcription: {len(data)} bytes of audio]"
-    return MediaOutput(text=text, usage=Usage(None, count_tokens(text)))
+    transcript = read_wav_text(data)
+    if transcript is None:
+        transcript = f"[mock transcription: {len(data)} bytes of audio]"
+    return MediaOutput(text=transcript, usage=Usage(None, count_tokens(transcript)))
 
 
 def _read_audio(value: Any) -> bytes:

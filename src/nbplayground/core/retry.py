@@ -32,7 +32,7 @@ MAX_RETRY_AFTER = 60.0
 
 def backoff_delay(attempt: int, retry_after: float | None) -> float:
     """Seconds to wait before retry number ``attempt`` (1-based): jittered exponential, >= Retry-After."""
-    delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+    delay = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.0)
     if retry_after is not None:
         delay = max(delay, retry_after)
     return delay

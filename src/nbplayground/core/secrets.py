@@ -32,7 +32,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any, Final, overload
 
 from nbplayground import config
 
@@ -310,6 +310,10 @@ def redactor() -> Redactor:
     return snap.redactor
 
 
+@overload
+def redact(text: str) -> str: ...
+@overload
+def redact(text: None) -> None: ...
 def redact(text: str | None) -> str | None:
     """Free text without secrets: known key values become ``***``, key-like values ``prefix***``."""
     if not text:

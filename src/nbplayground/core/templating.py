@@ -89,8 +89,8 @@ class _Segment(NamedTuple):
     keys: tuple[str | int, ...]
     #: written as a name or ``.name`` (may join neighbours into a literal dotted key)
     dotted: bool
-    #: usable as a list index (``.0`` or ``[0]``)
-    index: int | None
+    #: usable as a list index (``.0`` or ``[0]``); not named ``index``, which would shadow ``tuple.index``
+    position: int | None
 
 
 @functools.lru_cache(maxsize=512)
@@ -179,8 +179,8 @@ def _walk(value: Any, segs: tuple[_Segment, ...], i: int) -> Any:
     if isinstance(value, str | bytes | bytearray):
         return _MISSING
     if isinstance(value, list | tuple):
-        if seg.index is not None and seg.index < len(value):
-            return _walk(value[seg.index], segs, i + 1)
+        if seg.position is not None and seg.position < len(value):
+            return _walk(value[seg.position], segs, i + 1)
         return _MISSING
     if isinstance(value, Mapping) or hasattr(type(value), "__getitem__"):
         # A literal dotted key ("a.b") beats the nested path; the longest one first.

@@ -72,7 +72,7 @@ def function_schema(fn: Callable[..., Any]) -> dict[str, Any]:
         annotation = hints.get(pname, Any)
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[pname] = (annotation, default)
-    model = create_model(f"{name}_args", **fields)  # type: ignore[call-overload]
+    model = create_model(f"{name}_args", **fields)
     schema = model.model_json_schema()
     schema.pop("title", None)
     for pname, prop in schema.get("properties", {}).items():

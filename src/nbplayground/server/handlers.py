@@ -49,8 +49,9 @@ class NotFoundError(E.NBPlaygroundError, LookupError):
 
 def _field_of(exc: Exception) -> str | None:
     """Which request field an engine error is about (validation errors name it themselves)."""
-    if getattr(exc, "field", None):
-        return exc.field  # type: ignore[attr-defined]
+    field = getattr(exc, "field", None)
+    if field:
+        return str(field)
     if isinstance(exc, E.MissingVariablesError):
         return "variables"
     if isinstance(exc, E.UnknownModelError | E.MissingKeyError):

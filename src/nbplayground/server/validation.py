@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from nbplayground.core.errors import BadParameterError, TemplateError
 
@@ -33,7 +33,7 @@ MAX_HISTORY_OFFSET = 10**9
 @functools.cache
 def document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of the routes."""
-    return json.loads(OPENAPI.read_text(encoding="utf-8"))
+    return cast("dict[str, Any]", json.loads(OPENAPI.read_text(encoding="utf-8")))
 
 
 class RequestError(BadParameterError):

@@ -125,7 +125,7 @@ def save(
         if not isinstance(label, str) or not _LABEL.match(label) or label == "latest":
             raise BadParameterError(f"Labels are lowercase words (not 'latest'), got {label!r}.")
     from nbplayground.core import secrets
-    from nbplayground.storage.history import safe_params
+    from nbplayground.storage.rows import safe_params
 
     # a prompt is stored text like any run: a key pasted into it (or into its notes) never lands
     msgs = [secrets.scrub(m, names=False) for m in msgs]

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from nbplayground.core import secrets
 from nbplayground.core.types import jsonable, new_id
@@ -62,19 +62,22 @@ def text(value: Any) -> str | None:
     """A string DuckDB (and UTF-8) can hold: surrogate halves repaired, other types stringified."""
     if value is None:
         return None
-    if type(value) is not str:
+    s: str
+    if type(value) is str:
+        s = value
+    else:
         try:
-            value = str(value)
+            s = str(value)
         except Exception:
-            value = describe(value)
-    if value.isascii():  # the common case: a C loop, no copy
-        return value
+            s = describe(value)
+    if s.isascii():  # the common case: a C loop, no copy
+        return s
     try:
-        value.encode("utf-8")
-        return value
+        s.encode("utf-8")
+        return s
     except UnicodeEncodeError:
         # Through UTF-16, a split surrogate pair becomes its character again; a lone half becomes U+FFFD.
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return s.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def integer(value: Any) -> int | None:
@@ -145,7 +148,7 @@ def json_text(value: Any) -> str | None:
 
 def storable(values: Mapping[str, Any]) -> Row:
     """The row of column values, each made storable (see the module docstring); ``id`` is required."""
-    out = []
+    out: list[Any] = []
     for col in COLUMNS:
         value = values.get(col)
         if col == "created_at":
@@ -180,7 +183,8 @@ def safe_params(params: dict[str, Any]) -> dict[str, Any]:
     a key, token (but keeps ``max_tokens``-style counts), secret, password or authorization; values that
     look like an API key or bearer token are redacted (see :mod:`nbplayground.core.secrets`).
     """
-    return secrets.scrub(dict(params or {}), drop=DROP_KEYS)
+    # scrub copies a dict into a dict (it is typed Any because it walks any nested data)
+    return cast("dict[str, Any]", secrets.scrub(dict(params or {}), drop=DROP_KEYS))
 
 
 def _clean(red: secrets.Redactor, value: Any, **kw: Any) -> Any:
@@ -323,7 +327,8 @@ def to_row(
         value = get(result, col, None)
         if not value:
             return value
-        return red.redact(value if type(value) is str else text(value))
+        cleaned = value if type(value) is str else text(value)
+        return red.redact(cleaned) if cleaned is not None else None
 
     def tool_calls() -> Any:
         calls = get(result, "tool_calls", None)

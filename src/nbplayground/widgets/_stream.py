@@ -71,7 +71,8 @@ class StreamPump:
             return list(self.texts)
 
     def _loop(self) -> None:
-        index, pending, last_sent = 0, [], 0.0
+        index, last_sent = 0, 0.0
+        pending: list[dict[str, Any]] = []
         finished = False
         try:
             while not finished:

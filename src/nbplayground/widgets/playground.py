@@ -13,7 +13,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anywidget
 import traitlets as t
@@ -69,7 +69,7 @@ def _schema_dict(value: Any) -> dict[str, Any]:
     if isinstance(value, dict):
         return value
     if isinstance(value, type) and hasattr(value, "model_json_schema"):
-        return value.model_json_schema()
+        return cast("dict[str, Any]", value.model_json_schema())
     raise E.BadParameterError(
         f"response_format must be a pydantic model or a JSON schema dict, got {value!r}."
     )
@@ -145,8 +145,8 @@ class Playground(anywidget.AnyWidget):
     tool_mode = t.Unicode("auto", help="'auto' runs tools in the kernel; 'manual' asks you.").tag(sync=True)
     status = t.Unicode("idle", help="idle, running or stopping.").tag(sync=True)
     error = t.Unicode("", help="The last validation error, or ''.").tag(sync=True)
-    outputs = t.List(help="Per target, the last finished run (RunResult.to_dict()) or None.").tag(sync=True)
-    previous = t.List(help="Per target, the previous run's text (for the diff) or None.").tag(sync=True)
+    outputs: t.List[Any] = t.List(help="Per target, the last finished run (RunResult.to_dict()) or None.").tag(sync=True)
+    previous: t.List[Any] = t.List(help="Per target, the previous run's text (for the diff) or None.").tag(sync=True)
     history = t.Dict(help="The history panel page: scope, offset, total, items.").tag(sync=True)
     prompt_ref = t.Unicode("", help="The registry version last saved or loaded.").tag(sync=True)
     prompt_labels = t.List(t.Unicode(), help="The labels given to the last save (the labels field).").tag(

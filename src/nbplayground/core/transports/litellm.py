@@ -283,8 +283,9 @@ def _text_input(call: ProviderCall) -> str:
     if isinstance(call.input, str):
         return call.input
     for msg in reversed(call.messages):
-        if msg.get("role") == "user" and isinstance(msg.get("content"), str):
-            return msg["content"]
+        content = msg.get("content")
+        if msg.get("role") == "user" and isinstance(content, str):
+            return content
     return ""
 
 

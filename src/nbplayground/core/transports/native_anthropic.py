@@ -201,18 +201,18 @@ class _Reader:
                 return ProviderChunk(reasoning=delta.get("thinking") or "")
             return None  # signature_delta, citations
         if kind == "content_block_start":
-            block = obj.get("content_block") or {}
+            started = obj.get("content_block") or {}
             index = obj.get("index", 0)
-            btype = block.get("type")
+            btype = started.get("type")
             if btype == "tool_use":
-                if block.get("name") == JSON_TOOL:
+                if started.get("name") == JSON_TOOL:
                     self.blocks[index] = "json"
                     return None
                 self.blocks[index] = "tool"
                 self.calls += 1
-                return ProviderChunk(tool_calls=[ToolCallDelta(index=index, id=block.get("id"), name=block.get("name"))])
+                return ProviderChunk(tool_calls=[ToolCallDelta(index=index, id=started.get("id"), name=started.get("name"))])
             self.blocks[index] = "thinking" if btype in ("thinking", "redacted_thinking") else "text"
-            text = block.get("text") or ""
+            text = started.get("text") or ""
             return ProviderChunk(text=text) if text else None
         if kind == "message_start":
             usage = (obj.get("message") or {}).get("usage") or {}

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from nbplayground.core.errors import (
+    NBPlaygroundError,
     ProviderError,
 )
 from nbplayground.core.providers import DEFAULT_API_BASE
@@ -67,7 +68,7 @@ def build_body(call: ProviderCall) -> dict[str, Any]:
     return body
 
 
-def _provider_error(obj: dict[str, Any], mid_stream: bool) -> ProviderError:
+def _provider_error(obj: dict[str, Any], mid_stream: bool) -> NBPlaygroundError:
     err = obj.get("error")
     msg = H.shorten(str(err.get("message") if isinstance(err, dict) else err))
     code = err.get("code") if isinstance(err, dict) else None
