@@ -72,7 +72,7 @@ def _register_html() -> None:
     except ImportError:
         return
     ip = get_ipython()
-    if ip is None:
+    if ip is None or ip.display_formatter is None:
         return
     formatter = ip.display_formatter.formatters["text/html"]
     previous = formatter.lookup_by_type(pd.DataFrame) if pd.DataFrame in formatter.type_printers else None
