@@ -82,7 +82,7 @@ async def api_round(url: str, headers: dict[str, str], runs: int) -> tuple[list[
                     if line.startswith("event:"):
                         event = line[6:].strip()
                     elif line.startswith("data:") and event == "done":
-                        assert json.loads(line[5:])["status"] == "ok"
+                        assert json.loads(line[5:])["result"]["status"] == "ok"
                         done += 1
                         break
             return (time.perf_counter() - t0) * 1000

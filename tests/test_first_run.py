@@ -42,9 +42,9 @@ def test_the_structured_output_demo_fills_fields_from_the_prompt():
 
 
 def test_the_built_in_default_model_says_once_that_it_ran(monkeypatch):
-    from nbplayground import api
+    from nbplayground.core import plan
 
-    monkeypatch.setattr(api, "_said_default", [])
+    monkeypatch.setattr(plan, "_said_default", [])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         first = nbp.run("hi", history=False)
@@ -52,7 +52,7 @@ def test_the_built_in_default_model_says_once_that_it_ran(monkeypatch):
     said = [str(w.message) for w in caught if "no model was given" in str(w.message)]
     assert first.model == "mock/echo" and len(said) == 1
     assert "mock/echo" in said[0] and "default_model" in said[0] and "%config Prompt.model" in said[0]
-    monkeypatch.setattr(api, "_said_default", [])
+    monkeypatch.setattr(plan, "_said_default", [])
     nbp.configure(default_model="mock/lorem")  # a chosen default is not news
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -16,6 +16,7 @@ from nbclient import NotebookClient
 from nbplayground.magic import parse_params
 from support.htmlcheck import in_no_math_container, problems
 from support.kernel import Kernel
+from support.oai_server import Behaviour, OpenAIServer
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +70,17 @@ def test_stream_updates_the_cell_several_times_at_most_20_per_second(kernel):
     # the footer line: model · tokens · cost · latency · run id
     footer = final["data"]["text/plain"].splitlines()[-1]
     assert footer.startswith("[mock/lorem · ") and "→300 tok" in footer and "$" in footer and " ms" in footer
+
+
+def test_a_retry_is_said_while_streaming(kernel):
+    with OpenAIServer(tokens=4) as srv:
+        srv.script = [Behaviour(status=429, retry_after=0.5), Behaviour(text="the second try answers")]
+        kernel.run(f"nbp.configure(models={{'flaky2': {{'model': 'openai/m', 'api_base': '{srv.url}'}}}})")
+        ex = kernel.run("%%prompt flaky2\nhi")
+        assert ex.error is None, ex.error
+    partials = [u["content"]["data"]["text/html"] for u in ex.updates[:-1]]
+    assert any("flaky2 · streaming · attempt 2 after RateLimitError" in p for p in partials), partials
+    assert ex.final["data"]["text/plain"].startswith("the second try answers")
 
 
 def test_no_stream_sends_only_the_final_answer(kernel):

@@ -63,18 +63,25 @@ def test_labels_move(nbp_home):
 
 
 def test_list_and_versions(nbp_home):
-    assert list(registry.list().columns) == ["name", "latest_version", "labels", "model", "updated_at"]
-    assert registry.list().empty
+    import nbplayground as nbp
+
+    assert registry.list() == []
+    assert list(nbp.prompts.list().columns) == ["name", "latest_version", "labels", "model", "updated_at"]
+    assert nbp.prompts.list().empty
     registry.save("support/greeting", content="a", labels=["prod"], model="m1")
     registry.save("support/greeting", content="b", labels=["staging"], model="m2")
     registry.save("sales/intro", content="c")
     listing = registry.list()
-    assert listing["name"].tolist() == ["sales/intro", "support/greeting"]
-    assert listing["latest_version"].tolist() == [1, 2]
-    assert listing["labels"].tolist() == ["", "prod=1, staging=2"]
-    assert listing["model"].tolist()[1] == "m2"
+    assert [p.name for p in listing] == ["sales/intro", "support/greeting"]
+    assert [p.latest_version for p in listing] == [1, 2]
+    assert [p.labels for p in listing] == [{}, {"prod": 1, "staging": 2}]
+    assert [p.model for p in listing] == [None, "m2"]
+    frame = nbp.prompts.list()
+    assert frame["labels"].tolist() == ["", "prod=1, staging=2"] and frame["latest_version"].tolist() == [1, 2]
     versions = registry.versions("support/greeting")
-    assert versions["version"].tolist() == [2, 1] and versions["labels"].tolist() == ["staging", "prod"]
+    assert [v.version for v in versions] == [2, 1] and [v.labels for v in versions] == [("staging",), ("prod",)]
+    frame = nbp.prompts.versions("support/greeting")
+    assert frame["version"].tolist() == [2, 1] and frame["labels"].tolist() == ["staging", "prod"]
     with pytest.raises(PromptNotFoundError, match="Did you mean: support/greeting"):
         registry.versions("support/greetings")
 
@@ -142,8 +149,9 @@ def test_not_found_errors_name_what_exists(nbp_home):
         registry.get("support/greeting@staging")
     with pytest.raises(PromptNotFoundError, match="no version or label '7'"):
         registry.get("support/greeting@7")
-    with pytest.raises(KeyError):  # PromptNotFoundError is a KeyError too
+    with pytest.raises(PromptNotFoundError) as missing:
         registry.get("support/nothing")
+    assert not isinstance(missing.value, KeyError) and missing.value.field == "prompt"
 
 
 def test_params_never_store_secrets(nbp_home):
@@ -164,4 +172,4 @@ def test_concurrent_saves_from_two_processes_get_distinct_versions(nbp_home):
              for w in ("a", "b")]  # fmt: skip
     errs = [p.communicate(timeout=120)[1] for p in procs]
     assert all(p.returncode == 0 for p in procs), errs
-    assert registry.versions("race/p")["version"].tolist() == list(range(20, 0, -1))
+    assert [v.version for v in registry.versions("race/p")] == list(range(20, 0, -1))

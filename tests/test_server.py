@@ -13,6 +13,7 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
+from nbplayground.core.types import EVENT_TYPES
 from nbplayground.server.handlers import ROUTES
 from nbplayground.server.validation import document
 from support.oai_server import Behaviour, OpenAIServer
@@ -61,23 +62,26 @@ def client(jp):
         yield c
 
 
-def stream(client, path: str, body: dict) -> list[tuple[str, object]]:
+def stream(client, path: str, body: dict, headers: dict | None = None) -> list[tuple[str, object]]:
     with client.stream("POST", API + path, json=body) as r:
         assert r.status_code == 200, r.read()
         assert r.headers["content-type"].startswith("text/event-stream")
+        if headers is not None:
+            headers.update(r.headers)
         return sse_events(r)
 
 
-def test_run_json_returns_text_stats_and_lands_in_history(client):
+def test_run_json_returns_the_result_and_lands_in_history(client):
     r = client.post(f"{API}/playground/run", json={"model": "mock/echo", "prompt_text": "Hello {{name}}",
                                                    "variables": {"name": "Ada"}})  # fmt: skip
     assert r.status_code == 200
     body = r.json()
-    assert body["content"] == "Hello Ada" and body["status"] == "ok"
-    assert set(body["stats"]) == {"tokens_in", "tokens_out", "latency_ms", "ttft_ms", "cost_usd"}
-    assert body["stats"]["tokens_out"] == 2
+    assert body["text"] == "Hello Ada" and body["status"] == "ok"
+    assert body["tokens_out"] == 2 and body["latency_ms"] is not None and "error_detail" not in body
     run = client.get(f"{API}/playground/history/{body['id']}").json()
     assert run["surface"] == "server" and run["text"] == "Hello Ada" and run["variables"] == {"name": "Ada"}
+    # one result shape: the JSON answer and the stored run have the same fields
+    assert set(run) == set(body)
 
 
 def test_run_sse_streams_chunks_then_done(client):
@@ -85,11 +89,14 @@ def test_run_sse_streams_chunks_then_done(client):
                                                 "parameters": {"max_tokens": 20}})  # fmt: skip
     names = [n for n, _ in events if n != "comment"]
     assert names[0] == "start" and names[-1] == "done"
-    chunks = [d["content"] for n, d in events if n == "message"]
-    assert len(chunks) == 20
-    start, done = events[0][1], events[-1][1]
-    assert "".join(chunks) == done["content"] and len(done["content"].split()) == 20
-    assert done["id"] == start["id"] and done["status"] == "ok" and done["stats"]["tokens_out"] == 20
+    # every SSE message is named by its Event type, and carries that Event.to_dict()
+    assert all(n == d["type"] for n, d in events if n != "comment")
+    chunks = [d["text"] for n, d in events if n == "delta"]
+    start, done = events[0][1], events[-1][1]["result"]
+    assert "".join(chunks) == done["text"] and len(done["text"].split()) == 20
+    assert start["model"] == "mock/lorem" and start["run_id"] == done["id"]
+    assert done["status"] == "ok" and done["tokens_out"] == 20
+    assert {n for n, _ in events} <= {*EVENT_TYPES, "comment"}
 
 
 def test_messages_prompt_id_tools_and_structured_output(client):
@@ -99,10 +106,10 @@ def test_messages_prompt_id_tools_and_structured_output(client):
     r = client.post(
         f"{API}/playground/run", json={"model": "mock/echo", "prompt_id": "t/greet", "variables": {"n": "Bo"}}
     )
-    assert r.json()["content"] == "Hi Bo"
+    assert r.json()["text"] == "Hi Bo"
     r = client.post(f"{API}/playground/run", json={"model": "mock/echo", "messages": [
         {"role": "system", "content": "terse"}, {"role": "user", "content": "two"}]})  # fmt: skip
-    assert r.json()["content"] == "two"
+    assert r.json()["text"] == "two"
     tool = {"type": "function", "function": {"name": "get_weather", "parameters": {
         "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}  # fmt: skip
     r = client.post(
@@ -119,28 +126,35 @@ def test_messages_prompt_id_tools_and_structured_output(client):
 
 def test_compare_interleaves_targets_and_a_failing_one_ends_alone(client, llmock):
     llmock.fail(400)
+    stream_headers: dict[str, str] = {}
     events = stream(client, "/playground/compare", {"prompt_text": "Compare", "targets": [
         {"model": "mock/lorem", "parameters": {"max_tokens": 30, "mock_delay_ms": 10}},
         {"model": "flaky"},
         {"model": "local", "parameters": {"max_tokens": 30}},
-    ]})  # fmt: skip
-    names = [n for n, _ in events if n != "comment"]
-    assert names[0] == "start" and names[-1] == "end"
-    assert [t["model"] for t in events[0][1]["targets"]] == ["mock/lorem", "flaky", "local"]
-    assert "error:1" in names and "done:0" in names and "done:2" in names
+    ]}, stream_headers)  # fmt: skip
+    named = [(n, d) for n, d in events if n != "comment"]
+    # the same vocabulary as /run: names are exactly Event types, each event carries its target
+    assert {n for n, _ in named} <= set(EVENT_TYPES) and all(n == d["type"] for n, d in named)
+    starts = {d["target"]: d for n, d in named if n == "start"}
+    assert {i: s["model"] for i, s in starts.items()} == {0: "mock/lorem", 1: "flaky", 2: "local"}
+    done_at = {d["target"]: k for k, (n, d) in enumerate(named) if n == "done"}
+    error_at = next(k for k, (n, d) in enumerate(named) if n == "error")
+    assert named[error_at][1]["target"] == 1 and sorted(done_at) == [0, 1, 2]  # exactly one done per target
     # the failure arrives early and the others keep streaming after it
-    assert names.index("error:1") < names.index("done:0") and names.index("error:1") < names.index("done:2")
-    chunk_targets = [int(n.split(":")[1]) for n in names if n.startswith("chunk:")]
-    switches = sum(a != b for a, b in itertools.pairwise(chunk_targets))
-    assert set(chunk_targets) == {0, 2} and switches >= 4  # interleaved, not one after the other
+    assert error_at < done_at[0] and error_at < done_at[2]
+    delta_targets = [d["target"] for n, d in named if n == "delta"]
+    switches = sum(a != b for a, b in itertools.pairwise(delta_targets))
+    assert set(delta_targets) == {0, 2} and switches >= 4  # interleaved, not one after the other
+    results = {d["target"]: d["result"] for n, d in named if n == "done"}
     for i in (0, 2):
-        text = "".join(d["content"] for n, d in events if n == f"chunk:{i}")
-        done = next(d for n, d in events if n == f"done:{i}")
-        assert done["content"] == text and done["index"] == i and done["done"] is True
-    err = next(d for n, d in events if n == "error:1")
-    assert err["index"] == 1 and err["message"] and err["id"]
-    group = events[-1][1]["group_id"]
-    assert all(d["group_id"] == group for n, d in events if n.startswith("done:"))
+        text = "".join(d["text"] for n, d in named if n == "delta" and d["target"] == i)
+        assert results[i]["text"] == text and results[i]["target_index"] == i and results[i]["status"] == "ok"
+        assert results[i]["id"] == starts[i]["run_id"]
+    err = named[error_at][1]
+    assert err["error"] and err["result"]["id"] == starts[1]["run_id"] and results[1]["status"] == "error"
+    assert "error_detail" not in err["result"]
+    group = stream_headers["x-nbplayground-group-id"]
+    assert group and all(r["group_id"] == group for r in results.values())
 
 
 def test_retried_provider_error_is_announced_then_succeeds(client, llmock):
@@ -149,7 +163,8 @@ def test_retried_provider_error_is_announced_then_succeeds(client, llmock):
     names = [n for n, _ in events if n != "comment"]
     assert "retry" in names and names[-1] == "done"
     retry = next(d for n, d in events if n == "retry")
-    assert retry["retry"] == "retry 2 after RateLimitError"
+    assert retry["attempt"] == 2 and retry["reason"] == "RateLimitError" and retry["wait"] >= 0.2
+    assert events[-1][1]["result"]["attempts"] == 2
 
 
 def test_client_disconnect_cancels_upstream_and_stores_stopped(client, upstream):
@@ -176,7 +191,7 @@ def test_client_disconnect_cancels_upstream_and_stores_stopped(client, upstream)
     assert closed, "the model connection was left open after the client disconnected"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        run = client.get(f"{API}/playground/history/{start['id']}")
+        run = client.get(f"{API}/playground/history/{start['run_id']}")
         if run.status_code == 200:
             break
         time.sleep(0.05)
@@ -192,7 +207,7 @@ def test_heartbeats_during_silence(client, upstream):
     finally:
         upstream.latency = 0.0
     names = [n for n, _ in events]
-    first_data = names.index("message")
+    first_data = names.index("delta")
     assert names[:first_data].count("comment") >= 2 and names[-1] == "done"
 
 
@@ -208,7 +223,7 @@ def test_validation_errors_name_the_field(client):
         ({"model": "mock/echo", "prompt_text": 3}, "prompt_text"),
         ({"model": "mock/echo", "prompt_text": "x", "stream": "yes"}, "stream"),
         ({"model": "mock/echo", "messages": [{"role": "robot", "content": "y"}]}, "messages.0.role"),
-        ({"model": "mock/echo", "prompt_text": "{{who}} and {{where.city}}"}, "variables"),
+        ({"model": "mock/echo", "prompt_text": "{{who}} and {{where.city}}"}, "variables.who"),
         ({"model": "mock/ech", "prompt_text": "x"}, "model"),
         (
             {"model": "mock/echo", "prompt_text": "x", "parameters": {"temperature": "hot"}},
@@ -258,7 +273,7 @@ def test_history_pagination_filters_and_detail(client):
     page = client.get(f"{API}/playground/history", params={"limit": 3, "model": "mock/echo"}).json()
     assert page["limit"] == 3 and page["offset"] == 0 and len(page["items"]) == 3 and page["total"] >= 7
     assert [i["prompt"] for i in page["items"]] == ["page test 6", "page test 5", "page test 4"]
-    assert page["items"][0]["response"] == "page test 6"
+    assert page["items"][0]["text"] == "page test 6"
     nxt = client.get(
         f"{API}/playground/history", params={"limit": 3, "offset": 3, "model": "mock/echo"}
     ).json()
@@ -270,7 +285,7 @@ def test_history_pagination_filters_and_detail(client):
     ok = client.get(f"{API}/playground/history", params={"status": "ok", "limit": 500}).json()
     assert {i["status"] for i in ok["items"]} == {"ok"}
     detail = client.get(f"{API}/playground/history/{page['items'][0]['id']}").json()
-    assert detail["messages"] == [{"role": "user", "content": "page test 6"}] and "stats" in detail
+    assert detail["messages"] == [{"role": "user", "content": "page test 6"}] and "tokens_out" in detail
     assert client.get(f"{API}/playground/history/doesnotexist").status_code == 404
 
 
@@ -292,7 +307,7 @@ def test_save_version_and_prompt_routes(client):
     assert client.get(f"{API}/prompts/demo/nothing").status_code == 404
     run = client.post(f"{API}/playground/run", json={"model": "mock/echo", "prompt_id": "demo/hello@prod",
                                                      "variables": {"name": "Ada"}}).json()  # fmt: skip
-    assert run["content"] == "Hello Ada"
+    assert run["text"] == "Hello Ada"
 
 
 def test_providers_show_key_status_never_key_values(client):
@@ -388,7 +403,10 @@ def test_handlers_match_the_openapi_document(client):
     bad = client.post(f"{API}/playground/run", json={"model": "mock/echo"})
     assert not list(_schema(doc, {"$ref": "#/components/schemas/Error"}).iter_errors(bad.json()))
     compare = stream(client, "/playground/compare", doc["components"]["schemas"]["CompareRequest"]["example"])
-    assert [n for n, _ in compare][-1] == "end"
+    event_schema = _schema(doc, {"$ref": "#/components/schemas/Event"})
+    named = [(n, d) for n, d in compare if n != "comment"]
+    assert named and all(not list(event_schema.iter_errors(d)) and d["type"] == n for n, d in named)
+    assert [n for n, _ in named][-1] == "done"
 
 
 def test_history_reads_are_safe_while_another_process_writes(client, jp):
@@ -422,7 +440,7 @@ def test_readme_curl_examples_work_as_written(jp):
                           env={**__import__("os").environ, "TOKEN": jp.token})  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert '"content": "Hello Ada"' in out and "event: done" in out and "event: chunk:1" in out
+    assert '"text": "Hello Ada"' in out and "event: done" in out and '"target":1' in out
     assert (
         '"prompt_id": "demo/greeting"' in out
         and '"content": "Hello Ada!"' in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -126,8 +127,10 @@ def test_unserialisable_values_do_not_lose_the_run(nbp_home):
 # Queries
 # ---------------------------------------------------------------------------------------------------
 def test_empty_store_reads_and_creates_the_file(nbp_home):
-    df = history.history()
-    assert list(df.columns) == list(history.HISTORY_COLUMNS) and len(df) == 0
+    assert history.history() == []
+    import nbplayground as nbp
+
+    assert list(nbp.history().columns) == list(history.HISTORY_COLUMNS) and nbp.history().empty
     assert (nbp_home / db.DB_FILE).is_file()
     assert history.get_run("nothing-here") is None and history.thread_runs("t") == []
 
@@ -143,22 +146,22 @@ def test_history_order_filters_and_pagination(nbp_home):
     for r in [*runs, *tie]:
         history.record(r)
 
-    df = history.history(limit=1000)
-    assert list(df.columns) == [
+    found = history.history(limit=1000)
+    assert [f.name for f in dataclasses.fields(found[0])] == [
         "id", "created_at", "surface", "model", "status", "text", "error", "tokens_in", "tokens_out", "cost_usd",
         "latency_ms", "ttft_ms", "prompt_ref", "thread_id", "parent_id", "group_id",
     ]  # fmt: skip
     expected = sorted([*runs, *tie], key=lambda r: (r.created_at, r.id), reverse=True)
-    assert df["id"].tolist() == [r.id for r in expected]
-    assert df["text"][0] == expected[0].text  # full text, not truncated
+    assert [r.id for r in found] == [r.id for r in expected]
+    assert found[0].text == expected[0].text  # full text, not truncated
     assert len(history.history()) == 43  # the default limit is 50
 
-    pages = [history.history(limit=10, offset=o)["id"].tolist() for o in range(0, 50, 10)]
+    pages = [[r.id for r in history.history(limit=10, offset=o)] for o in range(0, 50, 10)]
     assert [i for page in pages for i in page] == [r.id for r in expected]
     assert [len(p) for p in pages] == [10, 10, 10, 10, 3]
 
     def ids(**f) -> list[str]:
-        return history.history(limit=1000, **f)["id"].tolist()
+        return [r.id for r in history.history(limit=1000, **f)]
 
     def want(pred) -> list[str]:
         return [r.id for r in expected if pred(r)]
@@ -341,7 +344,7 @@ def test_broken_store_warns_once_and_writes_everything_later(nbp_home):
 
     (nbp_home / db.DB_FILE).rmdir()
     assert history.flush(timeout=10) is True
-    assert sorted(history.history(limit=100)["id"]) == sorted(make(i).id for i in range(10))
+    assert sorted(r.id for r in history.history(limit=100)) == sorted(make(i).id for i in range(10))
 
 
 def test_locked_store_warns_once_and_loses_nothing(nbp_home, monkeypatch):
@@ -377,7 +380,7 @@ def test_locked_store_warns_once_and_loses_nothing(nbp_home, monkeypatch):
         holder.kill()
         holder.wait()
     assert history.flush(timeout=10)
-    assert sorted(history.history(limit=100)["id"]) == sorted(make(i).id for i in range(60))
+    assert sorted(r.id for r in history.history(limit=100)) == sorted(make(i).id for i in range(60))
 
 
 def test_unwritable_media_folder_keeps_the_run_and_its_media_in_the_fallback_home(nbp_home, tmp_path,
@@ -429,8 +432,7 @@ def test_unwritable_runs_stay_in_the_journal_at_exit_and_the_next_writer_takes_t
     history.record(make(1))
     assert history.flush()
     assert not journals[0].exists()  # the writer took it in, then deleted it
-    df = history.history()
-    assert sorted(df["text"]) == sorted(["spilled 0", "spilled 1", "spilled 2", make(1).text])
+    assert sorted(r.text for r in history.history()) == sorted(["spilled 0", "spilled 1", "spilled 2", make(1).text])
     assert history.get_run("spilled-00").media[0].data == b"png 0"
 
 
@@ -443,8 +445,7 @@ def test_a_reader_ingests_spilled_runs_and_nothing_is_written_twice(nbp_home):
     (nbp_home / "pending" / "123-abc.jsonl").write_text(
         "".join(history._row_to_json(r) + "\n" for r in rows), encoding="utf-8"
     )
-    df = history.history()
-    assert sorted(df["id"]) == sorted([make(1).id, make(2).id])
+    assert sorted(r.id for r in history.history()) == sorted([make(1).id, make(2).id])
     assert not list((nbp_home / "pending").iterdir())
 
 
@@ -459,7 +460,7 @@ def test_a_bad_line_in_a_pending_file_is_quarantined_and_the_good_ones_stored(nb
     assert not list((nbp_home / "pending").iterdir())
     messages = stored_warnings(caught)
     assert len(messages) == 1 and "quarantine" in messages[0], messages
-    assert sorted(history.history()["id"]) == sorted([make(1).id, make(2).id])
+    assert sorted(r.id for r in history.history()) == sorted([make(1).id, make(2).id])
     import nbplayground as nbp
 
     [bad] = nbp.store_status().quarantined
@@ -484,4 +485,4 @@ def test_a_script_that_exits_right_after_its_run_writes_it_without_warnings(nbp_
     assert not (nbp_home / "pending").exists() or not list((nbp_home / "pending").iterdir())
     from nbplayground.storage import history
 
-    assert history.history()["text"].tolist() == ["bye"]
+    assert [r.text for r in history.history()] == ["bye"]

@@ -14,7 +14,7 @@ import pytest
 
 import nbplayground as nbp
 from nbplayground.core.types import RunResult
-from nbplayground.storage import history, intake, journal, rows
+from nbplayground.storage import history, intake, journal, rows, writer
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -128,7 +128,7 @@ def test_the_fallback_home_is_private_per_user_and_per_home(tmp_path, monkeypatc
 
 def test_record_writes_the_scrubbed_row_to_the_journal_before_returning(nbp_home, monkeypatch):
     monkeypatch.setenv("NBP_TEST_KEY", "sk-journal-SECRET-0123456789")
-    monkeypatch.setattr(history, "COALESCE_S", 5.0)  # the writer waits: only the journal has it now
+    monkeypatch.setattr(writer, "COALESCE_S", 5.0)  # the writer waits: only the journal has it now
     history.record(RunResult(id="warm-0001", model="m"))
     assert history.flush()
     r = RunResult(id="journaled-0001", model="m", text="key sk-journal-SECRET-0123456789",

@@ -79,8 +79,7 @@ def test_old_to_current_keeps_rows(nbp_home):
     con.close()
 
     # The store applies the missing steps when it first opens the file; the old row survives.
-    df = history.history()
-    assert df["text"].tolist() == ["from an old store"]
+    assert [r.text for r in history.history()] == ["from an old store"]
     old = history.get_run("old-run-0001")
     assert old.messages == [{"role": "user", "content": "hi"}] and old.row_key is None
     assert history.sql("SELECT name FROM _migrations ORDER BY name")["name"].tolist() == NAMES

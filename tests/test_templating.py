@@ -254,7 +254,8 @@ def test_missing_variables_listed_at_once_with_available():
     assert str(err) == (
         "Missing template variables: a, b.c, d.0, e.f, g[0]. Available variables: b, d, e, g."
     )
-    assert isinstance(err, KeyError) and isinstance(err, TemplateError)
+    assert isinstance(err, TemplateError) and not isinstance(err, KeyError)
+    assert err.field == "variables.a" and err.http_status == 400
 
 
 def test_missing_with_no_variables():

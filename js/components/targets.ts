@@ -3,11 +3,8 @@
 
 import { autosize, captureFocus, h, restoreFocus, uniqueId } from "../lib/dom";
 import { parseJson, splitList, truncate } from "../lib/format";
-import type { ModelChoice, Target } from "../lib/types";
+import { MAX_TARGETS, type ModelChoice, type Target } from "../lib/types";
 import { clone } from "./common";
-
-/** The most models one run compares (the kernel refuses more). */
-export const MAX_TARGETS = 4;
 
 function keyLabel(status: string): string {
   if (status === "set") return "key set";
@@ -162,7 +159,7 @@ export class TargetsEditor {
   private addTarget(): void {
     if (this.targets.length >= MAX_TARGETS) return;
     const last = this.targets[this.targets.length - 1];
-    this.targets.push(last ? clone(last) : { model: "", params: {}, response_format: null, tools: true });
+    this.targets.push(last ? clone(last) : { model: "", params: {}, response_format: null, tools: true, kind: "auto" });
     this.changed();
     this.redraw();
   }

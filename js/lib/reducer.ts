@@ -27,8 +27,11 @@ export interface TargetStream {
   error: string | null;
   /** The final RunResult, from the `done` event. */
   result: RunResult | null;
-  /** A `start` event was seen (a later one means a retry). */
+  /** A `start` event was seen. */
   started: boolean;
+  /** The attempt being streamed (a `retry` event raises it), and why the last retry happened. */
+  attempt: number;
+  retryReason: string;
   /** Length of `text` when the current tool round began: a retry restarts the round from here. */
   roundStart: number;
   /** Usage is reported per tool round: the finished rounds' sum, and the current round's last report. */
@@ -58,7 +61,7 @@ export function emptyState(): StreamState {
 export function newTarget(index: number, model = "", run_id = ""): TargetStream {
   return {
     index, run_id, model, text: "", status: "idle", toolCalls: [], tokens_in: null, tokens_out: null,
-    error: null, result: null, started: false, roundStart: 0, priorIn: null, priorOut: null, roundIn: null, roundOut: null,
+    error: null, result: null, started: false, attempt: 1, retryReason: "", roundStart: 0, priorIn: null, priorOut: null, roundIn: null, roundOut: null,
     startedAt: null, firstTextAt: null,
   };
 }
@@ -116,9 +119,15 @@ export function applyEvent(state: StreamState, ev: StreamEvent, clock: number = 
         t.started = true;
         if (!t.text || t.status !== "streaming") t.text = ""; // (a snapshot's text is kept)
         t.startedAt ??= clock;
-      } else {
-        t.text = t.text.slice(0, t.roundStart); // a retry: the round's partial text is void
       }
+      if (ev.model) t.model = ev.model;
+      if (!finalStatus(t.status)) t.status = "streaming";
+      break;
+    case "retry":
+      t.text = t.text.slice(0, t.roundStart); // the round's partial text is void; finished rounds stay
+      t.attempt = ev.attempt ?? t.attempt + 1;
+      t.retryReason = ev.reason ?? "";
+      t.roundIn = t.roundOut = null;
       if (!finalStatus(t.status)) t.status = "streaming";
       break;
     case "delta":

@@ -1,21 +1,23 @@
 """The Python surface: ``nbp.run``, ``stream``, ``compare``, ``replay``, history and prompts.
 
-Thin by design: it builds :class:`RunRequest` objects (templates, registry prompts, tools), hands them to
-the engine and wires the engine's ``on_done`` to the history store. Other surfaces (magic, widget,
-DataFrame, server) call these same functions with their own ``surface`` name.
+Thin by design: its keyword arguments become a :class:`~nbplayground.core.plan.RunSpec` (a registry prompt
+is looked up here, once), ``core.plan`` turns that into requests, the engine runs them and ``on_done`` hands
+finished runs to the history store. Other surfaces build their own ``RunSpec`` with their ``surface`` name.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbplayground.core import errors as E
 from nbplayground.core.engine import OnDone, RunHandle
-from nbplayground.core.types import KINDS, RunRequest, RunResult, Target, new_id
+from nbplayground.core.plan import Origin, Policy, Provenance, RunSpec, TargetSpec, compose, plan
+from nbplayground.core.types import RunRequest, RunResult, Target
 
-MAX_TARGETS = 4
+if TYPE_CHECKING:
+    from nbplayground.storage.registry import Prompt
 
 
 def _record(result: RunResult) -> None:
@@ -24,97 +26,38 @@ def _record(result: RunResult) -> None:
     history.record(result)
 
 
-def build_messages(
-    text: str | None,
-    *,
-    system: str | None,
-    messages: list[dict[str, Any]] | None,
-    prompt: str | None,
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The template messages of a run, and defaults (model, params, prompt_ref) from a registry prompt."""
-    defaults: dict[str, Any] = {}
-    out: list[dict[str, Any]] = []
-    if prompt is not None:
-        from nbplayground.storage import registry
+def _saved_prompt(prompt: str | Prompt | None) -> Prompt | None:
+    """A registry prompt: looked up by reference, or the one a surface looked up already."""
+    if prompt is None or not isinstance(prompt, str):
+        return prompt
+    from nbplayground.storage import registry
 
-        saved = registry.get(prompt)
-        out.extend(dict(m) for m in saved.messages)
-        defaults = {"model": saved.model, "params": dict(saved.params or {}), "prompt_ref": saved.ref}
-    if messages is not None:
-        if not isinstance(messages, list) or not all(isinstance(m, Mapping) for m in messages):
-            raise E.BadParameterError("messages must be a list of {'role': ..., 'content': ...} dicts.")
-        for m in messages:
-            role = m.get("role")
-            if role not in ("system", "user", "assistant", "tool", "developer"):
-                raise E.BadParameterError(
-                    f"Message role must be system, user, assistant, tool or developer; got {role!r}."
-                )
-        out.extend(dict(m) for m in messages)
-    if system is not None:
-        if out and out[0].get("role") == "system":
-            out[0] = {**out[0], "content": system}
-        else:
-            out.insert(0, {"role": "system", "content": system})
-    if text is not None:
-        if not isinstance(text, str):
-            raise E.BadParameterError(
-                f"The prompt must be text (a str), got {type(text).__name__} {str(text)[:40]!r}; pass str(...) "
-                "if you mean it."
-            )
-        if not text.strip() and not out:
-            raise E.BadParameterError("The prompt is empty: write something to send, or pass messages=[...].")
-        out.append({"role": "user", "content": text})
-    if not out:
-        raise E.BadParameterError("Nothing to run: pass a prompt text, messages=[...] or prompt='ns/slug'.")
-    return out, defaults
+    return registry.get(prompt)
 
 
-def _has_content(message: Mapping[str, Any]) -> bool:
-    content = message.get("content")
-    if isinstance(content, str):
-        return bool(content.strip())
-    return bool(content) or bool(message.get("tool_calls"))
-
-
-_said_default: list[bool] = []
-
-
-def _say_default_once(model: str) -> None:
-    """The first run without a model in a process says which model ran, and how to choose one."""
-    if _said_default:
-        return
-    _said_default.append(True)
-    import warnings
-
-    warnings.warn(
-        f"nbplayground: no model was given, so the built-in offline model {model} ran. Choose a default with "
-        "nbp.configure(default_model='openai/gpt-4o-mini'), default_model in config.toml, or "
-        "%config Prompt.model = '...' for %%prompt.",
-        UserWarning,
-        stacklevel=4,
-    )
-
-
-def _targets(model: Any, models: Iterable[Any] | None, params: dict[str, Any] | None) -> list[Target]:
+def _targets(
+    model: Any, models: Iterable[Any] | None, params: dict[str, Any], response_format: Any, kind: str
+) -> tuple[TargetSpec, ...]:
     specs = list(models) if models is not None else [model]
-    if not 1 <= len(specs) <= MAX_TARGETS:
-        raise E.BadParameterError(f"Compare 1 to {MAX_TARGETS} models at once, got {len(specs)}.")
     targets = []
-    for i, spec in enumerate(specs):
-        if isinstance(spec, Target):
-            targets.append(Target(spec.model, {**(params or {}), **spec.params}, i))
+    for spec in specs:
+        if isinstance(spec, Target | TargetSpec):
+            name, own = spec.model, spec.params
         elif isinstance(spec, Mapping):
             if "model" not in spec:
-                raise E.BadParameterError(f"A target dict needs 'model': {dict(spec)!r}")
-            targets.append(Target(spec["model"], {**(params or {}), **(spec.get("params") or {})}, i))
+                raise E.BadParameterError(f"A target dict needs 'model': {dict(spec)!r}", field="models")
+            name, own = spec["model"], spec.get("params") or {}
         elif spec is None or isinstance(spec, str):
-            targets.append(Target(spec or "", dict(params or {}), i))
+            name, own = spec, {}
         else:
-            raise E.BadParameterError(f"A model is a name or {{'model': ..., 'params': ...}}, got {spec!r}.")
-    return targets
+            raise E.BadParameterError(
+                f"A model is a name or {{'model': ..., 'params': ...}}, got {spec!r}.", field="models"
+            )
+        targets.append(TargetSpec(name or None, {**params, **own}, response_format, kind))
+    return tuple(targets)
 
 
-def prepare(
+def build_spec(
     text: str | None = None,
     *,
     model: str | None = None,
@@ -123,7 +66,7 @@ def prepare(
     system: str | None = None,
     params: dict[str, Any] | None = None,
     messages: list[dict[str, Any]] | None = None,
-    prompt: str | None = None,
+    prompt: str | Prompt | None = None,
     tools: Iterable[Any] | None = None,
     tool_mode: str = "auto",
     max_tool_rounds: int = 5,
@@ -137,73 +80,38 @@ def prepare(
     retry_after_output: bool = False,
     max_attempts: int = 4,
     thread: list[dict[str, Any]] | None = None,
-) -> list[RunRequest]:
+) -> RunSpec:
+    """The :class:`RunSpec` that :func:`run`'s keyword arguments describe (nothing is rendered or resolved).
+
+    ``prompt`` is a registry reference (``"ns/slug@label"``, looked up here once) or a saved prompt already
+    looked up; its messages come first, its model is the default and its params sit under ``params``.
+    ``thread`` holds earlier turns of a conversation, already rendered: they are sent before the new
+    messages and never templated again.
+    """
+    saved = _saved_prompt(prompt)
+    bare = text is None and messages is None and saved is None and system is None
+    template = compose(text, system=system, messages=messages, saved=saved.messages if saved else (),
+                       required=not bare or (kind == "chat" and not thread))  # fmt: skip
+    base = {**((saved.params or {}) if saved else {}), **(params or {})}
+    if model is None and models is None and saved is not None:
+        model = saved.model
+    return RunSpec(
+        messages=template, thread=thread or (), variables=variables or {},
+        targets=_targets(model, models, base, response_format, kind), tools=tuple(tools or ()),
+        tool_mode=tool_mode, max_tool_rounds=max_tool_rounds, input=input,
+        origin=Origin(surface=surface, thread_id=thread_id, parent_id=parent_id, group_id=group_id,
+                      prompt_ref=saved.ref if saved else None),
+        policy=Policy(max_attempts=max_attempts, retry_after_output=retry_after_output),
+    )  # fmt: skip
+
+
+def prepare(text: str | None = None, **kw: Any) -> list[RunRequest]:
     """Validate arguments and render templates into one :class:`RunRequest` per target.
 
-    ``thread`` holds earlier turns of a conversation, already rendered: they are sent before the new
-    messages and never templated again. Every error here (missing variables, bad parameters, unknown
-    models) is raised before anything is sent.
+    Takes :func:`build_spec`'s arguments: ``plan(build_spec(...))``. Every error here (missing variables,
+    bad parameters, unknown models) is raised before anything is sent.
     """
-    from nbplayground import config
-    from nbplayground.core import providers, templating
-    from nbplayground.core.tools import normalize_tools
-
-    if kind not in KINDS:
-        raise E.BadParameterError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}.")
-    if tool_mode not in ("auto", "manual"):
-        raise E.BadParameterError(f"tool_mode must be 'auto' or 'manual'; got {tool_mode!r}.")
-    template: list[dict[str, Any]]
-    defaults: dict[str, Any]
-    if (kind != "chat" or thread) and text is None and messages is None and prompt is None and system is None:
-        template, defaults = [], {}
-    else:
-        template, defaults = build_messages(text, system=system, messages=messages, prompt=prompt)
-    variables = dict(variables or {})
-    # What is stored is what each placeholder took ({"cfg.prompt": ...}), never whole objects: a dict
-    # used for one field may hold keys, and these values fill the template again (Playground restore).
-    resolved: dict[str, Any] = {}
-    rendered = templating.render_messages(template, variables, resolved=resolved) if template else []
-    if thread:
-        earlier = [dict(m) for m in thread]
-        new_system = [m for m in rendered if m.get("role") == "system"]
-        if new_system:  # a new system prompt replaces the thread's
-            earlier = [m for m in earlier if m.get("role") != "system"]
-            rendered = new_system[-1:] + earlier + [m for m in rendered if m.get("role") != "system"]
-        else:
-            rendered = earlier + rendered
-    if kind == "chat" and not rendered:
-        raise E.BadParameterError("Nothing to run: pass a prompt text, messages=[...] or prompt='ns/slug'.")
-    if kind == "chat" and not any(_has_content(m) for m in rendered):
-        raise E.BadParameterError(
-            "The prompt is empty after filling its placeholders: check the variables' values (a model would "
-            "get nothing to answer)."
-        )
-    if isinstance(input, str):
-        input = templating.render(input, variables, resolved=resolved)
-    base_params = {**defaults.get("params", {}), **(params or {})}
-    if model is None and models is None:
-        model = defaults.get("model") or config.settings().default_model
-        if not defaults.get("model") and not config.settings().default_model_chosen:
-            _say_default_once(model)
-    targets = _targets(model, models, base_params)
-    tool_schemas, functions = normalize_tools(tools)
-    if len(targets) > 1 and group_id is None:
-        group_id = new_id()
-    requests = []
-    for t in targets:
-        rm = providers.resolve(t.model)  # unknown model: fail before sending anything
-        providers.split_params(rm, t.params)  # bad parameter: likewise
-        requests.append(
-            RunRequest(
-                model=t.model or rm.name, messages=rendered, params=t.params, variables=dict(resolved),
-                tools=tool_schemas, tool_functions=functions, tool_mode=tool_mode,  # type: ignore[arg-type]
-                max_tool_rounds=max_tool_rounds, response_format=response_format, kind=kind,  # type: ignore[arg-type]
-                input=input, template_messages=template or None, prompt_ref=defaults.get("prompt_ref"),
-                surface=surface, thread_id=thread_id, parent_id=parent_id, group_id=group_id,
-                target_index=t.index, retry_after_output=retry_after_output, max_attempts=max_attempts,
-            )
-        )  # fmt: skip
-    return requests
+    return plan(build_spec(text, **kw))
 
 
 def start(requests: list[RunRequest], *, history: bool = True, on_done: OnDone | None = None) -> RunHandle:
@@ -328,29 +236,29 @@ def replay_requests(
     tools: Iterable[Any] | None = None,
     surface: str | None = None,
 ) -> list[RunRequest]:
-    """The requests that re-run a stored run (for surfaces that stream the replay themselves)."""
+    """The requests that re-run a stored run (for surfaces that stream the replay themselves).
+
+    The stored messages are sent as they are; the stored variables, template and prompt version are kept
+    as the new run's provenance, nothing is rendered again.
+    """
     from nbplayground.storage import history as store
 
     old = store.get_run(run_id)
     if old is None:
         raise _not_found(run_id)
     info = old.template or {}
-    kw: dict[str, Any] = {}
-    if tools is not None:
-        kw["tools"] = tools
-    elif info.get("tools"):
-        kw["tools"] = info["tools"]
-        kw["tool_mode"] = "manual"  # the functions themselves are not stored
-    requests = prepare(
-        None, model=model or old.model, params={**old.params, **(params or {})}, thread=old.messages or None,
-        response_format=info.get("response_format"), kind=old.kind, input=info.get("input"),
-        surface=surface or old.surface, thread_id=old.thread_id, parent_id=old.id, **kw,
+    tool_mode = "auto"
+    if tools is None and info.get("tools"):
+        tools, tool_mode = info["tools"], "manual"  # the functions themselves are not stored
+    target = TargetSpec(model or old.model, {**old.params, **(params or {})}, info.get("response_format"), old.kind)
+    spec = RunSpec(
+        thread=old.messages or (), targets=(target,), tools=tuple(tools or ()), tool_mode=tool_mode,
+        input=info.get("input"),
+        origin=Origin(surface=surface or old.surface, thread_id=old.thread_id, parent_id=old.id,
+                      prompt_ref=old.prompt_ref),
+        provenance=Provenance(variables=old.variables, template=info.get("messages")),
     )  # fmt: skip
-    for req in requests:
-        req.variables = dict(old.variables)
-        req.template_messages = info.get("messages")
-        req.prompt_ref = old.prompt_ref
-    return requests
+    return plan(spec)
 
 
 def providers() -> Any:
@@ -358,44 +266,18 @@ def providers() -> Any:
 
     The key status is 'set', 'missing' or 'not needed' — never the key itself.
     """
-    import os
-
-    import pandas as pd
-
-    from nbplayground import config
-    from nbplayground.core import mock
-    from nbplayground.core import providers as P
-
-    rows: list[dict[str, Any]] = [
-        {"provider": "mock", "models": [f"mock/{m}" for m in mock.MOCK_MODELS], "key_env": None,
-         "key_status": "not needed", "transport": "mock"}
-    ]  # fmt: skip
-    for name, cm in config.settings().models.items():
-        rm = P.resolve(name)
-        rows.append({"provider": f"{rm.provider} (custom: {name})", "models": [name], "key_env": rm.key_env,
-                     "key_status": P.key_status(rm), "transport": rm.transport,
-                     "api_base": cm.api_base})  # fmt: skip
-    by_provider: dict[str, list[str]] = {}
-    for key, info in P.cost_map().items():
-        provider = info.get("litellm_provider")
-        if provider in P.PROVIDER_KEY_ENV and info.get("mode") in (None, "chat", "responses"):
-            by_provider.setdefault(provider, []).append(
-                key if key.startswith(f"{provider}/") else f"{provider}/{key}"
-            )
-    for provider, env in P.PROVIDER_KEY_ENV.items():
-        models = sorted(by_provider.get(provider, []))
-        if not models and provider not in ("openai", "anthropic", "gemini"):
-            continue
-        rows.append({"provider": provider, "models": models, "key_env": env,
-                     "key_status": "set" if os.environ.get(env) else "missing",
-                     "transport": P.resolve(models[0]).transport if models else "litellm"})  # fmt: skip
-    df = pd.DataFrame(rows)
-    # "none" rather than NaN/None: a missing key variable is a fact to read, not a missing value
-    df["key_env"] = df["key_env"].map(lambda v: v if isinstance(v, str) and v else "none")
-    df["n_models"] = df["models"].map(len)
     from nbplayground import frames
+    from nbplayground.core import catalog
 
-    return frames.shown(df[["provider", "key_status", "key_env", "transport", "n_models", "models"]])
+    # "none" rather than NaN/None: a missing key variable is a fact to read, not a missing value
+    rows = [{"provider": p.provider, "key_status": p.key_status, "key_env": p.key_env or "none",
+             "transport": p.transport, "n_models": len(p.models), "models": list(p.models)}
+            for p in catalog.providers()]  # fmt: skip
+    return frames.table(rows, _PROVIDER_COLUMNS)
+
+
+_PROVIDER_COLUMNS = {"provider": "text", "key_status": "text", "key_env": "text", "transport": "text",
+                     "n_models": "int64", "models": "object"}  # fmt: skip
 
 
 class _Prompts:
@@ -414,18 +296,26 @@ class _Prompts:
         return registry.get(ref)
 
     def list(self) -> Any:
-        """One row per prompt: latest version, labels, model, updated_at."""
+        """One row per prompt: name, latest_version, labels, model, updated_at (a DataFrame)."""
         from nbplayground import frames
         from nbplayground.storage import registry
 
-        return frames.shown(registry.list())
+        rows = [{"name": p.name, "latest_version": p.latest_version, "labels": p.labels_text, "model": p.model,
+                 "updated_at": p.updated_at} for p in registry.list()]  # fmt: skip
+        return frames.table(rows, {"name": "text", "latest_version": "int32", "labels": "text", "model": "text",
+                                   "updated_at": "time"})  # fmt: skip
 
     def versions(self, name: str) -> Any:
-        """Every version of one prompt."""
+        """Every version of one prompt, newest first (a DataFrame; params and messages as stored JSON)."""
+        import dataclasses
+
         from nbplayground import frames
         from nbplayground.storage import registry
 
-        return frames.shown(registry.versions(name))
+        rows = [{**dataclasses.asdict(v), "labels": ", ".join(v.labels)} for v in registry.versions(name)]
+        return frames.table(rows, {"version": "int32", "labels": "text", "model": "text", "params": "text",
+                                   "messages": "text", "description": "text", "content_hash": "text",
+                                   "created_at": "time"})  # fmt: skip
 
     def diff(self, ref_a: str, ref_b: str) -> Any:
         """A unified diff between two versions (``.text``; renders as a diff block)."""
@@ -454,13 +344,27 @@ def history(
     status: str | None = None,
     **filters: Any,
 ) -> Any:
-    """Recent runs from every surface as a pandas DataFrame, newest first."""
+    """Recent runs from every surface as a pandas DataFrame, newest first.
+
+    Columns: id, created_at, surface, model, status, text, error, tokens_in, tokens_out, cost_usd,
+    latency_ms, ttft_ms, prompt_ref, thread_id, parent_id, group_id. ``thread_id=`` and ``group_id=``
+    filter too; filters combine with AND.
+    """
+    import dataclasses
+
     from nbplayground import frames
     from nbplayground.storage import history as store
 
-    return frames.shown(
-        store.history(limit=limit, offset=offset, model=model, surface=surface, status=status, **filters)
-    )
+    found = store.history(limit=limit, offset=offset, model=model, surface=surface, status=status, **filters)
+    return frames.table([dataclasses.asdict(r) for r in found], _HISTORY_DTYPES)
+
+
+#: nbp.history()'s columns and how they are typed (as DuckDB types them: see frames.table).
+_HISTORY_DTYPES = {
+    "id": "text", "created_at": "time", "surface": "text", "model": "text", "status": "text", "text": "text",
+    "error": "text", "tokens_in": "int64", "tokens_out": "int64", "cost_usd": "float64", "latency_ms": "float64",
+    "ttft_ms": "float64", "prompt_ref": "text", "thread_id": "text", "parent_id": "text", "group_id": "text",
+}  # fmt: skip
 
 
 def get_run(run_id: str) -> RunResult:
@@ -481,7 +385,9 @@ def _not_found(run_id: str) -> E.RunNotFoundError:
 
     near = store.near_ids(str(run_id))
     hint = f" Did you mean {', '.join(i[:12] for i in near)}?" if near else " The history has no runs like it."
-    return E.RunNotFoundError(f"No run {run_id!r} in the history.{hint} List runs with nbp.history().")
+    return E.RunNotFoundError(
+        f"No run {run_id!r} in the history.{hint} List runs with nbp.history().", field="run_id"
+    )
 
 
 def sql(query: str, params: list[Any] | None = None) -> Any:

@@ -28,7 +28,7 @@ from nbplayground import frames
 from nbplayground.core import errors as E
 from nbplayground.core import providers, templating
 from nbplayground.core.batch import AIMDLimiter, Batch
-from nbplayground.core.engine import _schema_of
+from nbplayground.core.plan import schema_of
 from nbplayground.core.tools import normalize_tools
 from nbplayground.core.types import KINDS, Media, RunRequest, RunResult, new_id
 
@@ -339,7 +339,7 @@ def run_prompt(
     rm = providers.resolve(model or config.settings().default_model)
     send, _options = providers.split_params(rm, params)
     tool_schemas, functions = normalize_tools(tools)
-    schema = _schema_of(response_format)
+    schema = schema_of(response_format)
 
     signature = json.dumps(
         {"column": column, "template": template, "input": input, "model": rm.name, "params": send, "kind": kind,
@@ -590,19 +590,8 @@ def _summary(info: dict[str, Any], priced: bool) -> str:
 def _previous(group_id: str, retry_failed: bool) -> dict[str, RunResult]:
     """The latest finished run per row of an earlier attempt at this same batch."""
     from nbplayground.storage import history
-    from nbplayground.storage.rows import COLUMNS
 
-    statuses = ("ok",) if retry_failed else ("ok", "error")
-    rows = history._fetch(
-        f"SELECT {', '.join(COLUMNS)} FROM runs WHERE group_id = ? AND status IN "
-        f"({', '.join('?' * len(statuses))}) ORDER BY created_at",
-        [group_id, *statuses],
-    )
-    out: dict[str, RunResult] = {}
-    for row in rows:
-        if row.get("row_key") is not None:
-            out[row["row_key"]] = history._from_row(row)
-    return out
+    return history.finished_by_row_key(group_id, ("ok",) if retry_failed else ("ok", "error"))
 
 
 def _tokens(msgs: list[dict[str, Any]], value: Any) -> int:
@@ -687,7 +676,7 @@ def _fill(out: pd.DataFrame, column: str, results: list[RowOutcome | None], kind
     values = [_value(r, kind, structured) for r in results]
     values = [pd.NA if v is None else v for v in values]
     if structured and expand:
-        schema = _schema_of(response_format) or {}
+        schema = schema_of(response_format) or {}
         fields = list((schema.get("properties") or {}).keys())
         expanded = pd.DataFrame([v if isinstance(v, Mapping) else {} for v in values], columns=fields)
         props = schema.get("properties") or {}

@@ -9,11 +9,14 @@ amounts in an answer would turn the text between them into math. :func:`shown` m
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
+from pandas.api.types import pandas_dtype
 
 from nbplayground.core import render
 from nbplayground.core.types import Media
@@ -28,6 +31,35 @@ def shown(df: Any) -> Any:
         df.attrs[MARK] = True
         _register_html()
     return df
+
+
+def table(records: Iterable[Mapping[str, Any]], dtypes: Mapping[str, str]) -> Any:
+    """A marked frame of typed rows (``None`` for a missing value), typed the way DuckDB types a result.
+
+    ``dtypes`` names the columns in order, each ``int64``/``int32`` (nullable ``Int64``/``Int32`` when a
+    value is missing), ``float64`` (NaN when missing), ``text``, ``time`` (tz-aware) or ``object`` (kept
+    as given). Like DuckDB, a text column with no value at all stays ``object``.
+    """
+    df = pd.DataFrame.from_records(list(records), columns=list(dtypes))
+    for col, kind in dtypes.items():
+        values = df[col]
+        if kind in ("int64", "int32"):
+            df[col] = values.astype(pandas_dtype(kind if values.notna().all() else kind.capitalize()))
+        elif kind == "float64":
+            df[col] = values.astype(pandas_dtype(kind))
+        elif kind == "time" and values.empty:  # no value to take the zone from: DuckDB's own
+            df[col] = values.astype(pd.DatetimeTZDtype("us", _duckdb_timezone()))
+    return shown(df)
+
+
+@functools.cache
+def _duckdb_timezone() -> str:
+    """The time zone DuckDB gives timestamps in (its ``TimeZone`` setting: this machine's, by default)."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        row = con.execute("SELECT current_setting('TimeZone')").fetchone()
+    return str(row[0]) if row else "UTC"
 
 
 def _media_columns(df: pd.DataFrame) -> list[Any]:

@@ -22,6 +22,8 @@ from nbplayground import api
 from nbplayground.core import display, render
 from nbplayground.core import errors as E
 from nbplayground.core.engine import RunHandle
+from nbplayground.core.fold import StreamFold, TargetFold
+from nbplayground.core.plan import plan
 from nbplayground.core.types import Media, RunResult
 
 #: Display refresh period while streaming: at most 20 updates a second.
@@ -228,6 +230,18 @@ class HistoryTable:
         return self.plain()
 
 
+#: Events that change what a streaming cell shows (usage alone does not).
+_SHOWN_EVENTS = frozenset({"delta", "retry", "tool_call", "done", "error"})
+
+
+def _note(t: TargetFold) -> str:
+    """What a streaming cell says beside the model: the tool being called, a retry and why."""
+    note = f" · calling {t.tool_calls[-1].name}" if t.tool_calls else ""
+    if t.attempt > 1:
+        note += f" · attempt {t.attempt} after {t.retry_reason or 'an error'}"
+    return note
+
+
 def _answer(r: RunResult) -> Any:
     """What ``-o`` assigns for a run that did not fail: parsed data, else the first media, else the text."""
     if r.data is not None:
@@ -265,10 +279,10 @@ class Prompt(Magics):
         someone else, so they read only plain data (``templating.is_plain``), unless the user names the
         variables with ``--vars a,b``: never a module, a function or an object such as ``os.environ``.
         """
-        from nbplayground.core.templating import is_plain, placeholders
+        from nbplayground.core.templating import is_plain, placeholders, root
 
         def keys(path: str) -> tuple[str, str]:  # the root, and the whole path (a literal dotted name wins)
-            return re.split(r"[.\[]", path, maxsplit=1)[0], path
+            return root(path), path
 
         allowed = {n.strip() for n in (named or "").split(",") if n.strip()}
         undefined = sorted(allowed - set(self.ns))
@@ -396,11 +410,11 @@ class Prompt(Magics):
 
             if args.clear:
                 threads.clear(args.chat)
-            kw["thread"] = threads.messages(args.chat)
+            last = threads.last_turn(args.chat)  # the conversation so far: its messages and answer
+            kw["thread"] = [*last.messages, threads.assistant_message(last)] if last is not None else []
             kw["thread_id"] = args.chat
-            if not args.model and kw["thread"]:
-                last = threads.last_turn(args.chat)
-                model = last.model if last is not None else model  # a thread keeps its model
+            if not args.model and last is not None:
+                model = last.model  # a thread keeps its model
             if args.tool_result is not None:
                 call_id = _pending_call(kw["thread"], args.chat, args.tool_result)
                 kw["messages"] = [{"role": "tool", "tool_call_id": call_id, "content": body}]
@@ -411,7 +425,7 @@ class Prompt(Magics):
         if args.prompt:
             from nbplayground.storage import registry
 
-            saved = registry.get(args.prompt)
+            kw["prompt"] = saved = registry.get(args.prompt)  # looked up once: the spec carries it
             saved_texts = [m["content"] for m in saved.messages if isinstance(m.get("content"), str)
                            and m.get("role") not in ("assistant", "tool", "function")]  # fmt: skip
         kw["variables"] = self._variables(
@@ -428,13 +442,13 @@ class Prompt(Magics):
             kw["models"] = models
         else:
             kw["model"] = model
-        requests = api.prepare(text, **kw)
+        spec = api.build_spec(text, **kw)
+        requests = plan(spec)
         if args.save:
             from nbplayground.storage import registry
 
-            template = requests[0].template_messages or []
-            saved = registry.save(args.save, messages=template, model=requests[0].model, params=params)
-            print(f"saved as {saved.ref}")
+            version = registry.save(args.save, messages=spec.template(), model=requests[0].model, params=params)
+            print(f"saved as {version.ref}")
         handle = api.start(requests, history=not args.no_history)
         results = self._show(handle, args)
         if args.chat and not args.no_history:
@@ -464,17 +478,15 @@ class Prompt(Magics):
 
         n = len(handle.requests)
         models = [r.model for r in handle.requests]
-        texts = [""] * n
-        results: list[RunResult | None] = [None] * n
-        notes = [""] * n
+        fold = StreamFold(models, [r.run_id for r in handle.requests])
         compare = n > 1
 
         mds = [render.StreamingMarkdown() for _ in range(n)]
 
         def current() -> tuple[dict[str, Any], dict[str, Any]]:
             if compare:
-                return display.compare_bundle(models, texts, results, mds)
-            return display.partial(texts[0], models[0], notes[0], mds[0]), {}
+                return display.compare_bundle(models, fold.texts, [t.result for t in fold.targets], mds)
+            return display.partial(fold.texts[0], models[0], _note(fold.targets[0]), mds[0]), {}
 
         dh = ipy_display(current()[0], raw=True, display_id=True)
         index, finished, dirty = 0, False, False
@@ -484,18 +496,8 @@ class Prompt(Magics):
                 events, finished = handle.poll(index, REFRESH_S)
                 index += len(events)
                 for ev in events:
-                    t = ev.target
-                    if ev.type == "delta":
-                        texts[t] += ev.text
-                        dirty = True
-                    elif ev.type == "start" and ev.text.startswith("retry"):
-                        texts[t], dirty = "", True
-                    elif ev.type == "tool_call" and ev.tool_call is not None:
-                        notes[t] = f" · calling {ev.tool_call.name}"
-                        dirty = True
-                    elif ev.type == "done" and ev.result is not None:
-                        results[t] = ev.result
-                        dirty = True
+                    fold.apply(ev)
+                    dirty = dirty or ev.type in _SHOWN_EVENTS
                 now = time.monotonic()
                 if dirty and not finished and not args.no_stream and now - last >= REFRESH_S:
                     dh.update(current()[0], raw=True)

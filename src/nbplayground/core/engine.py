@@ -18,10 +18,11 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, cast
+from typing import Any
 
 from nbplayground.core import errors as E
 from nbplayground.core import providers, secrets, tokens, transports
+from nbplayground.core.plan import schema_of
 from nbplayground.core.retry import with_retries
 from nbplayground.core.tools import execute
 from nbplayground.core.types import (
@@ -328,18 +329,19 @@ class Runner:
         target = req.target_index
         state = _State()
         result = new_result(req)
-        emit(Event("start", target, req.run_id))
+        emit(Event("start", target, req.run_id, model=req.model))
         rm: providers.ResolvedModel | None = None
         try:
             if req.resolved is None and not providers.cost_map_ready():
                 await asyncio.to_thread(providers.cost_map)  # ~20-50 ms once: not on the loop
-            rm = req.resolved or providers.resolve(req.model)
+            rm = req.resolved or providers.resolve(req.model)  # plan() resolved it already
             result.provider = rm.provider
-            send, options = providers.split_params(rm, req.params)
+            send, options = req.split or providers.split_params(rm, req.params)
+            send = dict(send)
             result.params = dict(send)
             call = ProviderCall(
                 model=rm.model, provider=rm.provider, messages=list(req.messages), params=send,
-                tools=req.tools, response_format=_schema_of(req.response_format), kind=req.kind,
+                tools=req.tools, response_format=schema_of(req.response_format), kind=req.kind,
                 input=req.input, api_base=options.get("api_base") or options.get("base_url") or rm.api_base,
                 api_key=providers.api_key_for(rm, options), timeout=options.get("timeout"),
                 total_timeout=options.get("total_timeout"), litellm_model=rm.litellm_model,
@@ -600,18 +602,6 @@ def _with_partial_note(message: str, state: _State) -> str:
     return message
 
 
-def _schema_of(response_format: Any) -> dict[str, Any] | None:
-    if response_format is None:
-        return None
-    if isinstance(response_format, dict):
-        return response_format
-    if hasattr(response_format, "model_json_schema"):
-        return cast("dict[str, Any]", response_format.model_json_schema())
-    raise E.BadParameterError(
-        f"response_format must be a pydantic model class or a JSON schema dict, got {type(response_format).__name__}."
-    )
-
-
 def _template_info(req: RunRequest) -> dict[str, Any] | None:
     info: dict[str, Any] = {}
     if req.template_messages is not None:
@@ -620,7 +610,7 @@ def _template_info(req: RunRequest) -> dict[str, Any] | None:
         info["tools"] = req.tools
     if req.response_format is not None:
         try:
-            info["response_format"] = _schema_of(req.response_format)
+            info["response_format"] = schema_of(req.response_format)
         except E.NBPlaygroundError:
             pass
     if req.tool_mode != "auto":

@@ -1,4 +1,17 @@
-"""Errors a user can act on. Every message says what went wrong and what to do about it."""
+"""Errors a user can act on. Every message says what went wrong and what to do about it.
+
+Each error carries ``field``, the input it is about when one is to blame (``"model"``,
+``"params.temperature"``, ``"variables.name"``, ``"messages[2].role"``, ``"response_format"``, ``"run_id"``),
+set where it is raised, and its class's ``http_status``, the one table from error to HTTP status:
+
+- 400: the input is wrong and the caller can fix it (template, parameter, model name, prompt too long,
+  an ambiguous run id prefix);
+- 404: the run or prompt it names does not exist;
+- 429: the provider is rate limiting; 502: the provider failed, refused the server's credentials or
+  answered something unusable; 504: the provider did not answer in time;
+- 500: this machine is not set up for it (configuration, API key, a package), or an unclassified error;
+  503: the history store is busy or failed (try again); 499: the run was stopped (never sent as a response).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +26,8 @@ class NBPlaygroundError(Exception):
     retryable: bool = False
     #: seconds the provider asked us to wait (Retry-After), if any
     retry_after: float | None = None
+    #: the HTTP status an API answers with when this error refuses a request (see the module docstring)
+    http_status: int = 500
 
     def __init__(
         self,
@@ -21,10 +36,14 @@ class NBPlaygroundError(Exception):
         retry_after: float | None = None,
         status: int | None = None,
         detail: str | None = None,
+        field: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
+        #: the provider's HTTP status, when the error came from its answer (not ``http_status``)
         self.status = status
+        #: the input the error is about (``"params.temperature"``), when one is to blame
+        self.field = field
         #: what helps debugging but is not for the message (the first bytes of an unreadable body)
         self.detail = detail
         if retry_after is not None:
@@ -37,24 +56,26 @@ class NBPlaygroundError(Exception):
 class TemplateError(NBPlaygroundError, ValueError):
     """A template could not be rendered (for example, variables are missing)."""
 
+    http_status = 400
 
-class MissingVariablesError(TemplateError, KeyError):
+
+class MissingVariablesError(TemplateError):
     """One or more ``{{placeholders}}`` have no value. Lists all of them at once."""
 
-    def __init__(self, missing: Iterable[str], available: Iterable[str]) -> None:
+    def __init__(self, missing: Iterable[str], available: Iterable[str], *, field: str | None = None) -> None:
         self.missing = sorted(set(missing))
         self.available = sorted(set(available))
         names = ", ".join(self.missing)
         have = ", ".join(self.available) if self.available else "none"
         plural = "s" if len(self.missing) > 1 else ""
-        super().__init__(f"Missing template variable{plural}: {names}. Available variables: {have}.")
+        super().__init__(f"Missing template variable{plural}: {names}. Available variables: {have}.", field=field)
 
 
 class MissingColumnsError(MissingVariablesError):
     """A DataFrame run names columns the frame does not have. Lists all of them at once."""
 
-    def __init__(self, missing: Iterable[str], available: Iterable[str]) -> None:
-        super().__init__(missing, available)
+    def __init__(self, missing: Iterable[str], available: Iterable[str], *, field: str | None = None) -> None:
+        super().__init__(missing, available, field=field)
         names = ", ".join(self.missing)
         plural = "s" if len(self.missing) > 1 else ""
         self.message = (
@@ -66,9 +87,13 @@ class MissingColumnsError(MissingVariablesError):
 class ConfigError(NBPlaygroundError, ValueError):
     """The configuration file or a ``configure()`` call is invalid."""
 
+    http_status = 500  # on a server the configuration is the administrator's, not the caller's
+
 
 class UnknownModelError(NBPlaygroundError, ValueError):
     """The model name is not known to nbplayground, litellm or the provider."""
+
+    http_status = 400
 
     def __init__(
         self,
@@ -78,6 +103,7 @@ class UnknownModelError(NBPlaygroundError, ValueError):
         *,
         status: int | None = None,
         hint: str | None = None,
+        field: str | None = "model",
     ) -> None:
         self.model = model
         self.suggestions = list(suggestions)
@@ -87,15 +113,19 @@ class UnknownModelError(NBPlaygroundError, ValueError):
             "Use 'provider/model' (e.g. 'openai/gpt-4o-mini'), a 'mock/...' model, or add it with "
             "nbp.configure(models=...)."
         )
-        super().__init__(f"Unknown model {model!r}{more}.{did_you_mean} {advice}", status=status)
+        super().__init__(f"Unknown model {model!r}{more}.{did_you_mean} {advice}", status=status, field=field)
 
 
 class BadParameterError(NBPlaygroundError, ValueError):
     """A parameter was rejected (by nbplayground's checks or by the provider)."""
 
+    http_status = 400
+
 
 class MissingKeyError(NBPlaygroundError):
     """No API key is available for the provider. Names the env var to set, never a value."""
+
+    http_status = 500  # the key is the server's to hold, not the caller's to send
 
     def __init__(self, provider: str, env_var: str) -> None:
         self.provider = provider
@@ -109,19 +139,26 @@ class MissingKeyError(NBPlaygroundError):
 class AuthError(NBPlaygroundError):
     """The provider refused the API key (401/403)."""
 
+    http_status = 502  # the provider refused the server's credentials: not the caller's to fix
+
 
 class ContextTooLongError(NBPlaygroundError):
     """The prompt does not fit in the model's context window."""
+
+    http_status = 400
 
 
 class RateLimitError(NBPlaygroundError):
     """The provider answered 429: too many requests."""
 
     retryable = True
+    http_status = 429
 
 
 class ProviderError(NBPlaygroundError):
     """The provider failed (5xx) or sent something nbplayground could not use."""
+
+    http_status = 502
 
 
 class ServerError(ProviderError):
@@ -139,6 +176,7 @@ class ProviderTimeoutError(ProviderError):
 
     retryable = True
     retry_limit = 1
+    http_status = 504
 
     def __init__(self, message: str, *, first_byte: bool = True, **kw: Any) -> None:
         super().__init__(message, **kw)
@@ -170,33 +208,58 @@ class UnreachableError(ProviderError):
 class SetupError(NBPlaygroundError):
     """Something on this machine is missing before any request can be made (a package, credentials). Not retried."""
 
+    http_status = 500
+
 
 class StructuredOutputError(NBPlaygroundError, ValueError):
     """The model's output is not valid for the requested schema. The raw text is kept on the run."""
+
+    http_status = 502  # the request was fine; the model's answer was not
 
 
 class RunStopped(NBPlaygroundError):
     """Raised inside the engine when a run is stopped; surfaces see status 'stopped' instead."""
 
+    http_status = 499  # nginx's "client closed request": a stop comes from the caller
+
 
 class StoreError(NBPlaygroundError):
     """The history store could not be read or written."""
+
+    http_status = 503  # busy or failing for now: trying again may work
+
+
+class StoreQueryError(StoreError):
+    """The caller's read names no one thing (an ambiguous run id prefix) or its SQL is wrong: fix the input."""
+
+    http_status = 400
 
 
 class StoreCorruptError(StoreError):
     """The history file is damaged; nbplayground sets it aside (``history.corrupt-<time>.duckdb``)."""
 
+    http_status = 500
+
 
 class StoreReadOnlyError(StoreError):
     """The history store cannot be written here (a read-only home, mount or file); reads still work."""
 
-
-class RunNotFoundError(NBPlaygroundError, KeyError):
-    """No run with that id (or id prefix) is in the history."""
+    http_status = 500
 
 
-class PromptNotFoundError(NBPlaygroundError, KeyError):
-    """No prompt (or version, or label) with that reference exists in the registry."""
+class RunNotFoundError(NBPlaygroundError):
+    """No run with that id (or id prefix) is in the history.
+
+    Not a ``KeyError``: ``except LookupError`` around a dict lookup must not swallow it.
+    """
+
+    http_status = 404
+
+
+class PromptNotFoundError(NBPlaygroundError):
+    """No prompt (or version, or label) with that reference exists in the registry. Not a ``KeyError``."""
+
+    http_status = 404
 
 
 # --------------------------------------------------------------------------------------------------
@@ -230,6 +293,7 @@ PUBLIC_MESSAGES: dict[str, str] = {
     "StructuredOutputError": "The model's output does not match the requested schema; the raw text is kept.",
     "RunStopped": "The run was stopped before it finished.",
     "StoreError": f"The run history could not be read or written; try again. {_DETAILS}",
+    "StoreQueryError": "The run history read was not valid (an ambiguous run id or an SQL error); fix it and retry.",
     "StoreCorruptError": "The run history file was damaged; the server set it aside and started a new one.",
     "StoreReadOnlyError": "The run history cannot be written on the server; runs are kept until it can be.",
     "PromptNotFoundError": "No such prompt in the registry; list the prompts with GET prompts.",

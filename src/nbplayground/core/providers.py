@@ -174,6 +174,15 @@ def kind_of(model: str) -> str:
         rm = resolve(model)
     except Exception:
         return "chat"
+    return kind_for(rm)
+
+
+def kind_for(rm: ResolvedModel) -> str:
+    """:func:`kind_of` for a model resolved already."""
+    if rm.provider == "mock":
+        from nbplayground.core import mock
+
+        return next((k for k, m in mock.KIND_MODELS.items() if m == rm.model), "chat")
     cmap = cost_map()
     info = cmap.get(rm.model) or cmap.get(rm.model.split("/", 1)[-1])
     if info is None:  # image models are listed per size, e.g. "1024-x-1024/dall-e-3"
@@ -388,7 +397,7 @@ def split_params(rm: ResolvedModel, params: dict[str, Any] | None) -> tuple[dict
             hint = (
                 f" Did you mean {close[0]!r}?" if close else " Pass provider-specific fields in extra_body."
             )
-            raise BadParameterError(f"Unknown parameter {key!r}.{hint}")
+            raise BadParameterError(f"Unknown parameter {key!r}.{hint}", field=f"params.{key}")
         _check_param(key, value)
     for name in ("timeout", "total_timeout"):
         if name in options:
@@ -397,17 +406,21 @@ def split_params(rm: ResolvedModel, params: dict[str, Any] | None) -> tuple[dict
     if endpoint and rm.transport == "litellm" and rm.provider not in _KEY_ONLY_PROVIDERS:
         raise BadParameterError(
             f"Parameter {endpoint} cannot be used with {rm.provider}: litellm would sign the request with this "
-            "machine's own cloud credentials. Configure the endpoint with nbp.configure(models=...) instead."
+            "machine's own cloud credentials. Configure the endpoint with nbp.configure(models=...) instead.",
+            field=f"params.{endpoint}",
         )
     headers = options.get("extra_headers")
     if headers is not None:
         if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-            raise BadParameterError("Parameter extra_headers must be a dict of header names to strings.")
+            raise BadParameterError(
+                "Parameter extra_headers must be a dict of header names to strings.", field="params.extra_headers"
+            )
         routing = sorted(k for k in headers if str(k).lower() in _ROUTING_HEADERS)
         if routing:
             raise BadParameterError(
                 f"Parameter extra_headers may not set {', '.join(routing)}: they change where the request goes. "
-                "Set the endpoint with api_base instead."
+                "Set the endpoint with api_base instead.",
+                field="params.extra_headers",
             )
     return merged, options
 
@@ -416,11 +429,13 @@ def _check_number(
     key: str, value: Any, low: float | None = None, high: float | None = None, exclusive: bool = False
 ) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise BadParameterError(f"Parameter {key} must be a number, got {value!r}.")
+        raise BadParameterError(f"Parameter {key} must be a number, got {value!r}.", field=f"params.{key}")
     if low is not None and (value <= low if exclusive else value < low):
-        raise BadParameterError(f"Parameter {key} must be {'>' if exclusive else '>='} {low}, got {value!r}.")
+        raise BadParameterError(
+            f"Parameter {key} must be {'>' if exclusive else '>='} {low}, got {value!r}.", field=f"params.{key}"
+        )
     if high is not None and value > high:
-        raise BadParameterError(f"Parameter {key} must be <= {high}, got {value!r}.")
+        raise BadParameterError(f"Parameter {key} must be <= {high}, got {value!r}.", field=f"params.{key}")
 
 
 def _check_param(key: str, value: Any) -> None:
@@ -432,9 +447,11 @@ def _check_param(key: str, value: Any) -> None:
         _check_number(key, value, -2, 2)
     elif key in ("max_tokens", "max_completion_tokens", "n", "top_k", "seed", "top_logprobs"):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise BadParameterError(f"Parameter {key} must be an integer, got {value!r}.")
+            raise BadParameterError(f"Parameter {key} must be an integer, got {value!r}.", field=f"params.{key}")
         if key != "seed" and value < (0 if key == "top_logprobs" else 1):
-            raise BadParameterError(f"Parameter {key} must be a positive integer, got {value!r}.")
+            raise BadParameterError(
+                f"Parameter {key} must be a positive integer, got {value!r}.", field=f"params.{key}"
+            )
     elif key == "mock_delay_ms":
         _check_number(key, value, 0)
     elif key == "stop" and not (
@@ -442,4 +459,6 @@ def _check_param(key: str, value: Any) -> None:
         or isinstance(value, str)
         or (isinstance(value, list) and all(isinstance(v, str) for v in value))
     ):
-        raise BadParameterError(f"Parameter stop must be a string or a list of strings, got {value!r}.")
+        raise BadParameterError(
+            f"Parameter stop must be a string or a list of strings, got {value!r}.", field="params.stop"
+        )

@@ -1,7 +1,7 @@
 """One retry policy for every kind of call (chat streams and media): when to try again, and how long to wait.
 
 Every attempt goes through the run's concurrency limiter (DataFrame runs: the AIMD limiter, which a 429
-shrinks), and every retry is announced as a ``start`` event ("retry 2 after RateLimitError"), so a
+shrinks), and every retry is announced as a ``retry`` event (attempt 2, reason RateLimitError, wait seconds), so a
 consumer can show why the answer restarts.
 
 What is retried: errors that say so (``retryable``: 429, 5xx, resets, stalls), within the run's
@@ -85,15 +85,14 @@ async def with_retries(
             if not should_retry(exc, attempt, req, output_began(), retried):
                 raise
             restart()
+            wait = backoff_delay(attempt, exc.retry_after)
             emit(
                 Event(
-                    "start",
-                    req.target_index,
-                    req.run_id,
-                    text=f"retry {attempt + 1} after {type(exc).__name__}",
+                    "retry", req.target_index, req.run_id, attempt=attempt + 1, reason=type(exc).__name__,
+                    wait=round(wait, 3),
                 )
             )
-            await asyncio.sleep(backoff_delay(attempt, exc.retry_after))
+            await asyncio.sleep(wait)
         finally:
             if limiter is not None:  # stopped, or an unexpected error: give the slot back
                 limiter.release(ok=False)

@@ -59,7 +59,7 @@ from typing import Any, Final, NamedTuple
 
 from nbplayground.core.errors import MissingVariablesError, TemplateError
 
-__all__ = ["escape", "is_plain", "lookup", "nest", "placeholders", "render", "render_messages"]
+__all__ = ["escape", "is_plain", "lookup", "nest", "placeholders", "render", "render_messages", "root"]
 
 _NAME = r"[^\W\d][\w\-]*"
 _SEGMENT = r"""(?:\.[\w\-]+|\[\s*[0-9]+\s*\]|\[\s*"[^"\n]*"\s*\]|\[\s*'[^'\n]*'\s*\])"""
@@ -252,6 +252,12 @@ def placeholders(template: str) -> list[str]:
     return list(seen)
 
 
+def root(path: str) -> str:
+    """The variable a placeholder path starts from: ``"cfg"`` for ``"cfg.items[0]"``."""
+    name = _NAME_RE.match(path)
+    return name.group(0) if name else path
+
+
 def _fill(
     template: str, variables: Mapping[str, Any], missing: list[str], resolved: dict[str, Any] | None = None
 ) -> str:
@@ -283,7 +289,7 @@ def render(template: str, variables: Mapping[str, Any], *, resolved: dict[str, A
     missing: list[str] = []
     text = _fill(template, variables, missing, resolved)
     if missing:
-        raise MissingVariablesError(missing, variables.keys())
+        raise MissingVariablesError(missing, variables.keys(), field=f"variables.{missing[0]}")
     return text
 
 
@@ -317,7 +323,7 @@ def render_messages(
                 ]
         out.append(new)
     if missing:
-        raise MissingVariablesError(missing, variables.keys())
+        raise MissingVariablesError(missing, variables.keys(), field=f"variables.{missing[0]}")
     return out
 
 

@@ -58,7 +58,7 @@ def function_schema(fn: Callable[..., Any]) -> dict[str, Any]:
 
     name = getattr(fn, "__name__", None)
     if not name or name == "<lambda>":
-        raise BadParameterError("Tools must be named functions (or JSON tool schemas); got a lambda.")
+        raise BadParameterError("Tools must be named functions (or JSON tool schemas); got a lambda.", field="tools")
     summary, arg_docs = _doc_parts(fn)
     sig = inspect.signature(fn)
     try:
@@ -95,20 +95,24 @@ def normalize_tools(
         return None, {}
     schemas: list[dict[str, Any]] = []
     functions: dict[str, Callable[..., Any]] = {}
-    for tool in tools:
+    for i, tool in enumerate(tools):
         if callable(tool) and not isinstance(tool, dict):
             schema = function_schema(tool)
             functions[schema["function"]["name"]] = tool
         elif isinstance(tool, dict):
             schema = tool if tool.get("type") == "function" else {"type": "function", "function": tool}
             if not schema.get("function", {}).get("name"):
-                raise BadParameterError(f"A tool schema needs function.name: {json.dumps(tool)[:200]}")
+                raise BadParameterError(
+                    f"A tool schema needs function.name: {json.dumps(tool)[:200]}", field=f"tools[{i}].function.name"
+                )
         else:
-            raise BadParameterError(f"Tools must be functions or JSON schemas, got {type(tool).__name__}.")
+            raise BadParameterError(
+                f"Tools must be functions or JSON schemas, got {type(tool).__name__}.", field=f"tools[{i}]"
+            )
         schemas.append(schema)
     names = [s["function"]["name"] for s in schemas]
     if len(set(names)) != len(names):
-        raise BadParameterError(f"Tool names must be unique: {names}")
+        raise BadParameterError(f"Tool names must be unique: {names}", field="tools")
     return schemas, functions
 
 

@@ -10,12 +10,18 @@ import base64
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from nbplayground.core.providers import ResolvedModel
 
 Status = Literal["ok", "error", "stopped"]
 Kind = Literal["chat", "image", "speech", "transcription"]
 ToolMode = Literal["auto", "manual"]
-EventType = Literal["start", "delta", "tool_call", "tool_result", "usage", "done", "error"]
+EventType = Literal["start", "delta", "tool_call", "tool_result", "usage", "retry", "done", "error"]
+
+#: Every event type, in the order a run can emit them; the SSE API names its events exactly these.
+EVENT_TYPES: tuple[str, ...] = ("start", "delta", "tool_call", "tool_result", "usage", "retry", "done", "error")
 
 KINDS: tuple[str, ...] = ("chat", "image", "speech", "transcription")
 
@@ -173,6 +179,16 @@ class Target:
     index: int = 0
 
 
+class Limiter(Protocol):
+    """A concurrency gate every attempt passes through (DataFrame runs share an AIMD limiter)."""
+
+    async def acquire(self) -> None:
+        """Wait for a slot."""
+
+    def release(self, ok: bool, rate_limited: bool = False) -> None:
+        """Give the slot back; ``rate_limited`` when the provider answered 429."""
+
+
 @dataclass(slots=True)
 class RunRequest:
     """Everything needed to run one target: what the template became, and where it came from."""
@@ -200,8 +216,11 @@ class RunRequest:
     run_id: str = field(default_factory=new_id)
     row_key: str | None = None  # DataFrame runs: the row's index value
     stream: bool = True  # False for batch rows: one whole answer per request, no token events
-    resolved: Any = field(default=None, repr=False)  # a ResolvedModel computed once for a whole batch
-    limiter: Any = field(default=None, repr=False)  # DataFrame runs: shared AIMD concurrency limiter
+    #: the model, resolved once by ``plan()`` (or once for a whole batch); None: the engine resolves it
+    resolved: ResolvedModel | None = field(default=None, repr=False)
+    #: ``plan()``'s split of ``params``: (what is sent and stored, per-call options never stored)
+    split: tuple[dict[str, Any], dict[str, Any]] | None = field(default=None, repr=False)
+    limiter: Limiter | None = field(default=None, repr=False)  # DataFrame runs: shared AIMD limiter
 
 
 @dataclass(slots=True)
@@ -297,7 +316,13 @@ _RESULT_SCALARS = (
 
 @dataclass(slots=True)
 class Event:
-    """One streaming event. ``target`` is the index of the model in a compare (0 for single runs)."""
+    """One streaming event. ``target`` is the index of the model in a compare (0 for single runs).
+
+    The vocabulary every surface shares (kernel output, widget comm, SSE): ``start`` (``model``), ``delta``
+    (``text``), ``tool_call`` / ``tool_result`` (``tool_call``), ``usage``, ``retry`` (``attempt`` about to
+    begin, ``reason`` = the error class, ``wait`` seconds; the current tool round's partial text is void),
+    ``done`` (``result``) and ``error`` (``error``, ``result``; a ``done`` follows).
+    """
 
     type: EventType
     target: int = 0
@@ -307,19 +332,28 @@ class Event:
     usage: Usage | None = None
     result: RunResult | None = None
     error: str | None = None
+    model: str = ""
+    attempt: int = 0
+    reason: str = ""
+    wait: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for the widget comm and SSE."""
         out: dict[str, Any] = {"type": self.type, "target": self.target, "run_id": self.run_id}
-        if self.type == "delta":
+        kind = self.type
+        if kind == "delta":
             out["text"] = self.text
-        elif self.type in ("tool_call", "tool_result") and self.tool_call is not None:
+        elif kind == "start":
+            out["model"] = self.model
+        elif kind in ("tool_call", "tool_result") and self.tool_call is not None:
             out["tool_call"] = self.tool_call.to_dict()
-        elif self.type == "usage" and self.usage is not None:
+        elif kind == "usage" and self.usage is not None:
             out["usage"] = asdict(self.usage)
-        elif self.type == "done" and self.result is not None:
+        elif kind == "retry":
+            out["attempt"], out["reason"], out["wait"] = self.attempt, self.reason, self.wait
+        elif kind == "done" and self.result is not None:
             out["result"] = self.result.to_dict()
-        elif self.type == "error":
+        elif kind == "error":
             out["error"] = self.error
             if self.result is not None:
                 out["result"] = self.result.to_dict()

@@ -12,8 +12,10 @@ caller as its type, HTTP status and a fixed message (``errors.caller_message``),
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
+import re
 from datetime import datetime
 from typing import Any
 
@@ -43,32 +45,31 @@ RESOURCE = "nbplayground"
 API = "nbplayground/api/v1"
 
 
-class NotFoundError(E.NBPlaygroundError, LookupError):
-    """No such run or prompt (404)."""
+class NotFoundError(E.RunNotFoundError):
+    """No run with the id in the URL (404); its ``field`` is the path parameter ``run_id``."""
+
+    def __init__(self, message: str, *, field: str | None = "run_id") -> None:
+        super().__init__(message, field=field)
 
 
-def _field_of(exc: Exception) -> str | None:
-    """Which request field an engine error is about (validation errors name it themselves)."""
-    field = getattr(exc, "field", None)
-    if field:
-        return str(field)
-    if isinstance(exc, E.MissingVariablesError):
-        return "variables"
-    if isinstance(exc, E.UnknownModelError | E.MissingKeyError):
-        return "model"
-    if isinstance(exc, E.PromptNotFoundError):
-        return "prompt_id"
-    if isinstance(exc, E.BadParameterError) and str(exc).startswith("Parameter "):
-        return "parameters." + str(exc).split()[1]
-    return None
+#: The first segment of an engine error's ``field`` under the name the API's request body gives it.
+_API_NAMES = {"params": "parameters", "prompt": "prompt_id", "text": "prompt_text", "models": "targets"}
 
 
-def _status_of(exc: Exception) -> int:
-    if isinstance(exc, E.PromptNotFoundError | LookupError) and not isinstance(exc, E.MissingVariablesError):
-        return 404
-    if isinstance(exc, E.NBPlaygroundError):
-        return 400
-    return 500
+def api_field(field: str | None) -> str | None:
+    """An engine error's ``field`` as a path into the API request (``params.top_p`` -> ``parameters.top_p``,
+    ``messages[2].role`` -> ``messages.2.role``); the API's own names pass through unchanged."""
+    if not field:
+        return None
+    head = re.split(r"[.\[]", field, maxsplit=1)[0]
+    path = re.sub(r"\[(\d+)\]", r".\1", _API_NAMES.get(head, head) + field[len(head) :])
+    return re.sub(r"^targets\.(\d+)\.params\b", r"targets.\1.parameters", path)
+
+
+def http_status(exc: BaseException) -> int:
+    """The HTTP status of a refused request: the error class's ``http_status`` (one table, in
+    ``core/errors.py``), 500 for anything else (a bug)."""
+    return exc.http_status if isinstance(exc, E.NBPlaygroundError) else 500
 
 
 def _jsonable(value: Any) -> Any:
@@ -85,16 +86,26 @@ class BaseHandler(APIHandler):
     auth_resource = RESOURCE
 
     def fail(self, exc: Exception) -> None:
-        status = _status_of(exc)
+        """Answer with ``exc``'s HTTP status and the JSON error body (``field`` when one input is to blame).
+
+        Our own 4xx messages are shown as raised; a provider's text (an error with its HTTP ``status``) and
+        5xx errors get the fixed :func:`errors.caller_message`; anything not ours is a logged internal error.
+        """
+        status = http_status(exc)
         if status == 404 and self.request.method == "POST":
             status = 400  # a prompt_id in a request body that names nothing is a bad field, not a bad URL
-        message = str(exc) if status != 500 else f"Internal error ({type(exc).__name__}); see the server log."
-        if status == 500:
+        if not isinstance(exc, E.NBPlaygroundError):
             self.log.exception("nbplayground: unexpected error")
+            message, field = f"Internal error ({type(exc).__name__}); see the server log.", None
+        else:
+            if status >= 500:
+                self.log.warning("nbplayground: %s: %s", type(exc).__name__, exc)
+            own = exc.status is None and status < 500
+            message = str(exc) if own else E.caller_message(type(exc).__name__, exc.status, str(exc))
+            field = api_field(exc.field)
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"error": {"message": message, "field": _field_of(exc) if status != 500 else None,
-                                          "type": type(exc).__name__}}))  # fmt: skip
+        self.finish(json.dumps({"error": {"message": message, "field": field, "type": type(exc).__name__}}))
 
     @property
     def nbp(self) -> NBPlayground:
@@ -124,15 +135,15 @@ def _prepare(body: dict[str, Any], cfg: NBPlayground, **kw: Any) -> list[Any]:
     """
     from nbplayground import api
     from nbplayground.core import providers
+    from nbplayground.core.plan import plan
 
     if not cfg.allow_connection_options:
         refuse_connection_options(body)
     check_prompt_size(body, cfg.max_prompt_chars)
-    template, _ = api.build_messages(body.get("prompt_text"), system=None, messages=body.get("messages"),
-                                     prompt=body.get("prompt_id"))  # fmt: skip
-    check_rendered_size(template, body.get("variables") or {}, cfg.max_prompt_chars)
-    requests = api.prepare(body.get("prompt_text"), params=body.get("parameters") or {}, **kw,
-                           **_prepare_kwargs(body))  # fmt: skip
+    spec = api.build_spec(body.get("prompt_text"), params=body.get("parameters") or {}, **kw,
+                          **_prepare_kwargs(body))  # fmt: skip
+    check_rendered_size(spec.template(), body.get("variables") or {}, cfg.max_prompt_chars)
+    requests = plan(spec)
     targets = body.get("targets") or []
     for req in requests:
         given = (targets[req.target_index].get("parameters") or {}) if targets else {}
@@ -183,11 +194,13 @@ class _Streaming(BaseHandler):
         if self.handle is not None:
             self.handle.stop()  # the upstream request is cancelled; the run is stored as stopped
 
-    def start_stream(self) -> None:
+    async def start_stream(self) -> bool:
+        """Send the event stream's headers now (a client sees the 200 before the first event)."""
         self.set_status(200)
         self.set_header("Content-Type", "text/event-stream; charset=utf-8")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
+        return await self.send(b"")
 
     async def send(self, chunk: bytes) -> bool:
         if self.gone:
@@ -200,18 +213,19 @@ class _Streaming(BaseHandler):
             return False
         return True
 
-    async def follow(self, on_event: Any) -> None:
-        """Write each engine event through ``on_event`` (which returns SSE bytes); ping on silence."""
+    async def follow(self, stream: bool = True) -> None:
+        """Follow the run to its end; with ``stream``, write its events as SSE and ping on silence."""
         index, finished = 0, False
         while not finished and not self.gone:
             events, finished = await self.handle.apoll(index, sse.HEARTBEAT_S)
             index += len(events)
+            if not stream:
+                continue
             if not events and not finished:
                 if not await self.send(sse.PING):
                     return
                 continue
-            out = b"".join(filter(None, (on_event(ev) for ev in events)))
-            if out and not await self.send(out):
+            if events and not await self.send(sse.frames(events)):
                 return
 
 
@@ -228,32 +242,12 @@ class RunHandler(_Streaming):
             return self.fail(exc)
         self.handle = api.start(requests)
         if not body.get("stream"):
-            await self.follow(lambda ev: None)
-            if self.gone:
-                return
-            result = self.handle.result()
-            self.finish(json.dumps(sse.summary(result), default=str))
+            await self.follow(stream=False)
+            if not self.gone:
+                self.finish(json.dumps(sse.result_dict(self.handle.result()), default=str))
             return
-        self.start_stream()
-        req = requests[0]
-        if not await self.send(sse.frame({"id": req.run_id, "model": req.model}, "start")):
-            return
-
-        def on_event(ev: Any) -> bytes | None:
-            if ev.type == "delta":
-                return sse.frame({"content": ev.text})
-            if ev.type in ("tool_call", "tool_result") and ev.tool_call is not None:
-                return sse.frame({"tool_call": ev.tool_call.to_dict()}, ev.type)
-            if ev.type == "start" and ev.text.startswith("retry"):
-                return sse.frame({"retry": ev.text}, "retry")
-            if ev.type == "done" and ev.result is not None:
-                r = ev.result
-                if r.status == "error":
-                    return sse.frame({**sse.summary(r), "message": sse.error_message(r)}, "error")
-                return sse.frame(sse.summary(r), "done")
-            return None
-
-        await self.follow(on_event)
+        if await self.start_stream():
+            await self.follow()
         if not self.gone:
             self.finish()
 
@@ -271,27 +265,11 @@ class CompareHandler(_Streaming):
         except Exception as exc:
             return self.fail(exc)
         self.handle = api.start(requests)
-        self.start_stream()
-        targets = [{"index": r.target_index, "id": r.run_id, "model": r.model} for r in requests]
-        if not await self.send(sse.frame({"group_id": self.handle.group_id, "targets": targets}, "start")):
-            return
-
-        def on_event(ev: Any) -> bytes | None:
-            n = ev.target
-            if ev.type == "delta":
-                return sse.frame({"index": n, "content": ev.text}, f"chunk:{n}")
-            if ev.type == "done" and ev.result is not None:
-                r = ev.result
-                if r.status == "error":
-                    return sse.frame({"index": n, "id": r.id, "message": sse.error_message(r),
-                                      "error_type": r.error_type, "error_status": r.error_status,
-                                      "stats": sse.stats(r)}, f"error:{n}")  # fmt: skip
-                return sse.frame({"index": n, "done": True, **sse.summary(r)}, f"done:{n}")
-            return None
-
-        await self.follow(on_event)
+        if self.handle.group_id:
+            self.set_header("X-NBPlayground-Group-Id", self.handle.group_id)
+        if await self.start_stream():
+            await self.follow()
         if not self.gone:
-            await self.send(sse.frame({"group_id": self.handle.group_id}, "end"))
             self.finish()
 
 
@@ -311,15 +289,14 @@ class HistoryHandler(BaseHandler):
                                                status)  # fmt: skip
         except Exception as exc:
             return self.fail(exc)
-        items = [
-            {**{k: _jsonable(v) for k, v in row.items()}, "response": row.get("text") or ""} for row in rows
-        ]
-        for item in items:
-            item.pop("text", None)
-            if item.get("error") is not None:
-                item["error"] = E.caller_message(
-                    item.get("error_type"), item.get("error_status"), item["error"]
-                )
+        items = []
+        for row in rows:
+            # a listing row: a subset of the Result's fields, named as in a Result (plus the prompt's start)
+            item = {f.name: _jsonable(getattr(row, f.name)) for f in dataclasses.fields(row)}
+            item["text"] = row.text or ""
+            if row.error is not None:
+                item["error"] = E.caller_message(row.error_type, row.error_status, row.error)
+            items.append(item)
         self.finish(json.dumps({"items": items, "total": total, "limit": limit, "offset": offset}))
 
     def _int(self, name: str, default: int, low: int, high: int | None) -> int:
@@ -348,11 +325,7 @@ class RunDetailHandler(BaseHandler):
                 raise NotFoundError(f"No run with id {run_id!r} in history.")
         except Exception as exc:
             return self.fail(exc)
-        detail = {**run.to_dict(), "stats": sse.stats(run)}
-        detail.pop("error_detail", None)  # a provider's bytes: kept in the history, never sent to API callers
-        if run.error is not None:
-            detail["error"] = sse.error_message(run)
-        self.finish(json.dumps(detail, default=str))
+        self.finish(json.dumps(sse.result_dict(run), default=str))
 
 
 class SaveVersionHandler(BaseHandler):
@@ -389,10 +362,9 @@ class PromptsHandler(BaseHandler):
 
         try:
             if namespace is None:
-                df = await self.in_thread(registry.list)
-                items = [{"prompt_id": r["name"], "latest_version": int(r["latest_version"]), "labels": r["labels"],
-                          "model": r["model"] if isinstance(r["model"], str) else None}
-                         for r in df.to_dict("records")]  # fmt: skip
+                listed = await self.in_thread(registry.list)
+                items = [{"prompt_id": p.name, "latest_version": p.latest_version, "labels": p.labels_text,
+                          "model": p.model} for p in listed]  # fmt: skip
                 self.finish(json.dumps({"items": items}))
                 return
             p = await self.in_thread(registry.get, f"{namespace}/{slug}")
@@ -407,15 +379,15 @@ class ProvidersHandler(BaseHandler):
     @web.authenticated
     @authorized(action="read", resource=RESOURCE)
     async def get(self) -> None:
-        from nbplayground import api
+        from nbplayground.core import catalog
 
         try:
-            df = await self.in_thread(api.providers)
+            found = await self.in_thread(catalog.providers)
         except Exception as exc:
             return self.fail(exc)
-        items = [{"provider": r["provider"], "key_status": r["key_status"],
-                  "key_env": r["key_env"] if isinstance(r["key_env"], str) else None,
-                  "transport": r["transport"], "models": list(r["models"])} for r in df.to_dict("records")]  # fmt: skip
+        # key_env "none" for a provider without a key variable: what the API has always sent
+        items = [{"provider": p.provider, "key_status": p.key_status, "key_env": p.key_env or "none",
+                  "transport": p.transport, "models": list(p.models)} for p in found]  # fmt: skip
         self.finish(json.dumps({"items": items}))
 
 

@@ -40,8 +40,7 @@ class RequestError(BadParameterError):
     """A request body or query that does not match the API; ``field`` names the culprit."""
 
     def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field=field)
 
 
 class LimitError(RequestError):

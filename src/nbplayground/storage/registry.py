@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nbplayground.core.errors import BadParameterError, PromptNotFoundError
+from nbplayground.core.plan import ROLES
 from nbplayground.storage import db
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]*(/[a-z0-9][a-z0-9_.\-]*)+$")
@@ -85,6 +86,36 @@ class PromptDiff:
         return render.page("<pre>" + "\n".join(lines) + "</pre>")
 
 
+@dataclass(frozen=True, slots=True)
+class PromptSummary:
+    """A saved prompt as a listing shows it: its latest version and where its labels point."""
+
+    name: str
+    latest_version: int
+    labels: dict[str, int]  # label -> version, by label
+    model: str | None
+    updated_at: datetime  # when the latest version was saved
+
+    @property
+    def labels_text(self) -> str:
+        """``"prod=2, staging=3"``: the labels as one line."""
+        return ", ".join(f"{label}={version}" for label, version in self.labels.items())
+
+
+@dataclass(frozen=True, slots=True)
+class PromptVersion:
+    """One saved version as stored: ``params`` and ``messages`` are the stored JSON text, as saved."""
+
+    version: int
+    labels: tuple[str, ...]  # the labels pointing here, sorted
+    model: str | None
+    params: str | None
+    messages: str
+    description: str | None
+    content_hash: str
+    created_at: datetime
+
+
 def _check_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name):
         raise BadParameterError(
@@ -117,7 +148,7 @@ def save(
         [{"role": "user", "content": content}] if content is not None else [dict(m) for m in messages or []]
     )
     for m in msgs:
-        if m.get("role") not in ("system", "user", "assistant", "tool", "developer") or "content" not in m:
+        if m.get("role") not in ROLES or "content" not in m:
             raise BadParameterError(f"Each message needs a role and content, got {m!r}.")
     if isinstance(labels, str):
         labels = [labels]
@@ -184,7 +215,7 @@ def _not_found(con: Any, name: str, selector: str = "") -> PromptNotFoundError:
         close = difflib.get_close_matches(name, names, n=3)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         return PromptNotFoundError(
-            f"No prompt named {name!r}.{hint} Saved prompts: {', '.join(names) or 'none'}."
+            f"No prompt named {name!r}.{hint} Saved prompts: {', '.join(names) or 'none'}.", field="prompt"
         )
     versions = [
         r[0] for r in con.execute("SELECT version FROM prompts WHERE name = ? ORDER BY 1", [name]).fetchall()
@@ -197,7 +228,8 @@ def _not_found(con: Any, name: str, selector: str = "") -> PromptNotFoundError:
     ]
     return PromptNotFoundError(
         f"{name!r} has no version or label {selector!r}. Versions: {', '.join(map(str, versions))}; "
-        f"labels: {', '.join(labels) or 'none'} (and 'latest')."
+        f"labels: {', '.join(labels) or 'none'} (and 'latest').",
+        field="prompt",
     )
 
 
@@ -232,39 +264,58 @@ def get(ref: str) -> Prompt:
     )  # fmt: skip
 
 
-def list() -> Any:
-    """One row per prompt: name, latest_version, labels, model, updated_at (a DataFrame)."""
+def list() -> builtins.list[PromptSummary]:
+    """One row per prompt (its latest version), by name."""
     with db.connect(write=False) as con:
-        return con.execute(
+        found = con.execute(
             """
-            SELECT p.name, p.version AS latest_version,
-                   coalesce((SELECT string_agg(l.label || '=' || l.version, ', ' ORDER BY l.label)
-                             FROM prompt_labels l WHERE l.name = p.name), '') AS labels,
-                   p.model, p.created_at AS updated_at
-            FROM prompts p
+            SELECT p.name, p.version, p.model, p.created_at FROM prompts p
             WHERE p.version = (SELECT max(version) FROM prompts q WHERE q.name = p.name)
             ORDER BY p.name
             """
-        ).df()
+        ).fetchall()
+        labels: dict[str, dict[str, int]] = {}
+        for name, label, version in con.execute(
+            "SELECT name, label, version FROM prompt_labels ORDER BY name, label"
+        ).fetchall():
+            labels.setdefault(name, {})[label] = version
+    return [
+        PromptSummary(
+            name=name,
+            latest_version=int(version),
+            labels=labels.get(name, {}),
+            model=model,
+            updated_at=created,
+        )
+        for name, version, model, created in found
+    ]
 
 
-def versions(name: str) -> Any:
-    """Every version of one prompt, newest first (a DataFrame with a ``labels`` column)."""
+def versions(name: str) -> builtins.list[PromptVersion]:
+    """Every version of one prompt, newest first."""
     _check_name(name)
     with db.connect(write=False) as con:
-        df = con.execute(
-            """
-            SELECT p.version,
-                   coalesce((SELECT string_agg(l.label, ', ' ORDER BY l.label) FROM prompt_labels l
-                             WHERE l.name = p.name AND l.version = p.version), '') AS labels,
-                   p.model, p.params, p.messages, p.description, p.content_hash, p.created_at
-            FROM prompts p WHERE p.name = ? ORDER BY p.version DESC
-            """,
+        found = con.execute(
+            "SELECT version, model, params, messages, description, content_hash, created_at FROM prompts "
+            "WHERE name = ? ORDER BY version DESC",
             [name],
-        ).df()
-        if df.empty:
+        ).fetchall()
+        if not found:
             raise _not_found(con, name)
-    return df
+        labels = _labels(con, name)
+    return [
+        PromptVersion(
+            version=int(version),
+            labels=tuple(labels.get(version, [])),
+            model=model,
+            params=params,
+            messages=messages,
+            description=description,
+            content_hash=digest,
+            created_at=created,
+        )
+        for version, model, params, messages, description, digest, created in found
+    ]
 
 
 def _render(p: Prompt) -> builtins.list[str]:

@@ -12,35 +12,18 @@ from collections.abc import Callable
 from typing import Any
 
 from nbplayground.core.engine import RunHandle
+from nbplayground.core.fold import StreamFold, coalesce
 from nbplayground.core.types import Event
 
 #: Flush period: at most ~20 stream messages a second.
 INTERVAL_S = 0.05
 
 
-def coalesce(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Merge consecutive ``delta`` events of the same target (and run) into one; keep everything else."""
-    out: list[dict[str, Any]] = []
-    for ev in events:
-        last = out[-1] if out else None
-        if (
-            ev["type"] == "delta"
-            and last is not None
-            and last["type"] == "delta"
-            and last["target"] == ev["target"]
-            and last["run_id"] == ev["run_id"]
-        ):
-            last["text"] += ev["text"]
-        else:
-            out.append(dict(ev))
-    return out
-
-
 class StreamPump:
     """Follows a :class:`RunHandle` on its own thread and hands batched events to ``send``.
 
     ``send(events)`` is called at most once per ``interval`` while events arrive, and once more at the
-    end; ``texts`` holds each target's text so far (for a view that attaches mid-run).
+    end; ``fold`` holds each target's state so far (for a view that attaches mid-run).
     """
 
     def __init__(
@@ -52,7 +35,7 @@ class StreamPump:
         event_dict: Callable[[Event], dict[str, Any]] | None = None,
     ) -> None:
         self.handle = handle
-        self.texts = [""] * len(handle.requests)
+        self.fold = StreamFold([r.model for r in handle.requests], [r.run_id for r in handle.requests])
         self._send = send
         self._on_end = on_end
         self._interval = interval
@@ -67,8 +50,9 @@ class StreamPump:
         self._thread.join(timeout)
 
     def snapshot(self) -> list[str]:
+        """Each target's text so far, folded as the front end folds it."""
         with self._lock:
-            return list(self.texts)
+            return self.fold.texts
 
     def _loop(self) -> None:
         index, last_sent = 0, 0.0
@@ -79,11 +63,7 @@ class StreamPump:
                 events, finished = self.handle.poll(index, self._interval)
                 index += len(events)
                 with self._lock:
-                    for ev in events:
-                        if ev.type == "delta":
-                            self.texts[ev.target] += ev.text
-                        elif ev.type == "start" and ev.text.startswith("retry"):
-                            self.texts[ev.target] = ""
+                    self.fold.apply_all(events)
                 pending.extend(self._event_dict(ev) for ev in events)
                 now = time.monotonic()
                 if pending and (finished or now - last_sent >= self._interval):

@@ -8,12 +8,11 @@ Stop, other cells and widget edits while models stream.
 from __future__ import annotations
 
 import json
-import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import anywidget
 import traitlets as t
@@ -22,14 +21,13 @@ from nbplayground import api
 from nbplayground.core import display
 from nbplayground.core import errors as E
 from nbplayground.core.engine import RunHandle
-from nbplayground.core.types import Event, RunResult
+from nbplayground.core.plan import MAX_TARGETS, ROLES, Origin, RunSpec, TargetSpec, plan, schema_of
+from nbplayground.core.types import Event, RunRequest, RunResult
 from nbplayground.widgets._stream import StreamPump
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
-MAX_TARGETS = 4
 #: Media up to this size travels in the ``results`` trait (base64); larger media is shown by reference.
 MAX_INLINE_MEDIA = 2_000_000
-ROLES = ("system", "user", "assistant", "tool")
 _PARAM_KEYS = ("temperature", "max_tokens", "top_p", "stop", "seed")
 
 _MISSING_BUNDLE = """
@@ -55,7 +53,7 @@ def _target(spec: Any, params: dict[str, Any] | None) -> dict[str, Any]:
         )
     rf = spec.get("response_format")
     if rf is not None and not isinstance(rf, str):
-        rf = json.dumps(_schema_dict(rf))
+        rf = json.dumps(schema_of(rf))
     return {
         "model": spec["model"],
         "params": {**(params or {}), **(spec.get("params") or {})},
@@ -63,16 +61,6 @@ def _target(spec: Any, params: dict[str, Any] | None) -> dict[str, Any]:
         "tools": bool(spec.get("tools", True)),
         "kind": spec.get("kind", "auto"),
     }
-
-
-def _schema_dict(value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, type) and hasattr(value, "model_json_schema"):
-        return cast("dict[str, Any]", value.model_json_schema())
-    raise E.BadParameterError(
-        f"response_format must be a pydantic model or a JSON schema dict, got {value!r}."
-    )
 
 
 def _messages(messages: Any, system: str | None) -> list[dict[str, Any]]:
@@ -102,16 +90,14 @@ def _variable_value(raw: Any) -> Any:
 
 
 def _roots(messages: list[dict[str, Any]]) -> list[str]:
-    from nbplayground.core.templating import placeholders
+    from nbplayground.core.templating import placeholders, root
 
-    names: list[str] = []
+    names: dict[str, None] = {}
     for m in messages:
         if m.get("role") in ("system", "user") and isinstance(m.get("content"), str):
             for path in placeholders(m["content"]):
-                root = re.split(r"[.\[]", path, maxsplit=1)[0]
-                if root not in names:
-                    names.append(root)
-    return names
+                names.setdefault(root(path), None)
+    return list(names)
 
 
 def _result_state(r: RunResult) -> dict[str, Any]:
@@ -139,7 +125,7 @@ class Playground(anywidget.AnyWidget):
     variables = t.Dict(help="Template variables by name (text; JSON text is parsed).").tag(sync=True)
     variable_names = t.List(t.Unicode(), help="Placeholder roots found in the messages.").tag(sync=True)
     missing = t.List(t.Unicode(), help="Placeholders with no value.").tag(sync=True)
-    targets = t.List(t.Dict(), help="1-4 targets: model, params, response_format, tools.").tag(sync=True)
+    targets = t.List(t.Dict(), help="1-4 targets: model, params, response_format, tools, kind.").tag(sync=True)
     models = t.List(t.Dict(), help="Models for the picker, with key status (never keys).").tag(sync=True)
     tool_names = t.List(t.Unicode(), help="Names of the functions passed as tools.").tag(sync=True)
     tool_mode = t.Unicode("auto", help="'auto' runs tools in the kernel; 'manual' asks you.").tag(sync=True)
@@ -152,6 +138,17 @@ class Playground(anywidget.AnyWidget):
     prompt_labels = t.List(t.Unicode(), help="The labels given to the last save (the labels field).").tag(
         sync=True
     )
+
+    @t.validate("messages", "base_messages", "variables", "targets", "models", "tool_mode", "status", "outputs",
+                "previous", "history")  # fmt: skip
+    def _check_protocol(self, proposal: t.Bunch) -> Any:
+        """Synced values must match the protocol (``widgets/protocol.py``); a bad one is refused in one line."""
+        from nbplayground.widgets import protocol  # pydantic: loaded with the first widget, not on import
+
+        try:
+            return protocol.check_trait(proposal["trait"].name, proposal["value"])
+        except ValueError as exc:
+            raise t.TraitError(f"Playground.{exc}") from None
 
     def __init__(
         self,
@@ -292,7 +289,7 @@ class Playground(anywidget.AnyWidget):
             from nbplayground.storage import history as store
 
             rows = store.history(limit=MAX_TARGETS * 4, group_id=run.group_id)
-            ids = list(dict.fromkeys(rows["id"].tolist()))
+            ids = list(dict.fromkeys(r.id for r in rows))
             group = [r for r in (api.get_run(i) for i in ids) if r is not None] or [run]
             group.sort(key=lambda r: r.target_index)
         template = (run.template or {}).get("messages") or run.messages
@@ -359,37 +356,27 @@ class Playground(anywidget.AnyWidget):
             msgs.pop()
         return msgs
 
-    def _rendered(self, resolved: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """System and user messages are templates; assistant and tool turns are sent verbatim."""
-        from nbplayground.core import templating
-
+    def _to_send(self) -> list[dict[str, Any]]:
+        """The editor's messages as the run's template: every tool call answered, an empty trailing user turn
+        left out (a slot not yet filled), and a conversation that ends where a model can go on."""
         msgs = self._template()
-        variables = {k: _variable_value(v) for k, v in self.variables.items() if str(v) != ""}
-        idx = [i for i, m in enumerate(msgs) if m["role"] in ("system", "user")]
-        rendered = templating.render_messages([msgs[i] for i in idx], variables, resolved=resolved)
-        for i, m in zip(idx, rendered, strict=True):
-            msgs[i] = m
         for m in msgs:
             if m["role"] == "tool" and not str(m.get("content") or "").strip():
                 raise E.BadParameterError(
                     f"Answer the tool call {m.get('tool_call_id')!r}: type its result in the tool message."
                 )
-        while msgs and msgs[-1]["role"] == "user" and not str(msgs[-1]["content"]).strip():
-            msgs.pop()  # an empty trailing user turn is a slot not yet filled
+        while msgs and msgs[-1]["role"] == "user" and not str(msgs[-1].get("content") or "").strip():
+            msgs.pop()
         if not msgs:
             raise E.BadParameterError("Nothing to run: write a message first.")
         if msgs[-1]["role"] == "assistant" and not msgs[-1].get("tool_calls"):
             raise E.BadParameterError("Add a user message to continue the conversation, or use Clear & Run.")
         return msgs
 
-    def _requests(self) -> list[Any]:
-        from nbplayground.core import providers
-        from nbplayground.core.types import new_id
-
-        variables: dict[str, Any] = {}  # stored: each placeholder's value, never whole objects
-        rendered = self._rendered(variables)
-        group_id = new_id() if len(self.targets) > 1 else None
-        requests = []
+    def _spec(self) -> RunSpec:
+        """The run the editor describes: its messages (system and user ones are templates), variables, targets."""
+        template = self._to_send()
+        targets = []
         for i, target in enumerate(self.targets):
             rf = target.get("response_format")
             if isinstance(rf, str) and rf.strip():
@@ -400,32 +387,27 @@ class Playground(anywidget.AnyWidget):
             else:
                 rf = None
             params = {k: v for k, v in (target.get("params") or {}).items() if v not in (None, "")}
-            model = target.get("model") or None
-            kind = target.get("kind") or "auto"
-            if kind == "auto":
-                kind = providers.kind_of(model or "")
-            media_kw: dict[str, Any] = {}
-            if kind in ("image", "speech"):  # media models take the last user message as their input
-                media_kw["input"] = next(
-                    (str(m["content"]) for m in reversed(rendered) if m["role"] == "user"), ""
-                )
-            elif kind == "transcription":
+            targets.append(TargetSpec(target.get("model") or None, params, rf, target.get("kind") or "auto",
+                                      bool(target.get("tools", True))))  # fmt: skip
+        return RunSpec(
+            messages=template, variables={k: _variable_value(v) for k, v in self.variables.items() if str(v) != ""},
+            targets=targets, tools=self._functions, tool_mode=self.tool_mode,
+            origin=Origin(surface="widget", thread_id=self.id, prompt_ref=self.prompt_ref or None),
+        )  # fmt: skip
+
+    def _requests(self) -> list[RunRequest]:
+        requests = plan(self._spec())
+        for req in requests:
+            if req.kind == "transcription":
                 raise E.BadParameterError(
-                    f"Target {i + 1}: {model} transcribes audio; use nbp.run(kind='transcription', input=...) or "
-                    "%%prompt --transcribe (the playground sends text)."
+                    f"Target {req.target_index + 1}: {req.model} transcribes audio; use "
+                    "nbp.run(kind='transcription', input=...) or %%prompt --transcribe (the playground sends text)."
                 )
-            (req,) = api.prepare(
-                None, model=model, params=params, thread=rendered, response_format=rf if kind == "chat" else None,
-                tools=self._functions if (kind == "chat" and target.get("tools", True) and self._functions) else None,
-                tool_mode=self.tool_mode, surface="widget", thread_id=self.id, group_id=group_id, kind=kind,
-                **media_kw,
-            )  # fmt: skip
-            req.target_index = i
-            req.variables = variables
-            req.template_messages = self._template()
-            req.prompt_ref = self.prompt_ref or None
-            requests.append(req)
         return requests
+
+    def _rendered(self) -> list[dict[str, Any]]:
+        """What a run sends: the editor's messages with their placeholders filled."""
+        return self._requests()[0].messages
 
     def _start(self, clear: bool) -> RunHandle:
         with self._lock:
@@ -541,16 +523,13 @@ class Playground(anywidget.AnyWidget):
         offset = max(0, int(offset if offset is not None else self.history.get("offset", 0)))
         filters = {"thread_id": self.id} if scope == "widget" else {}
         page = store.history(limit=20, offset=offset, **filters)
-        total = store.sql(
-            "select count(*) as n from runs" + (" where thread_id = ?" if filters else ""),
-            [self.id] if filters else None,
-        )["n"].iloc[0]
+        total = store.count(**filters)
         items = [
             {"id": row.id, "group_id": row.group_id, "created_at": row.created_at.isoformat(),
              "model": row.model, "status": row.status, "text": (row.text or "")[:200],
              "tokens_in": _num(row.tokens_in), "tokens_out": _num(row.tokens_out),
              "cost_usd": _num(row.cost_usd), "latency_ms": _num(row.latency_ms)}
-            for row in page.itertuples()
+            for row in page
         ]  # fmt: skip
         self.history = {"scope": scope, "offset": offset, "total": int(total), "items": items}
 
@@ -598,13 +577,8 @@ class Playground(anywidget.AnyWidget):
         return f"Playground({models}; {len(self.messages)} messages; {self.status})"
 
 
-def _num(value: Any) -> Any:
-    try:
-        import math
-
-        return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
-    except (TypeError, ValueError):
-        return None
+def _num(value: float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def _text(m: dict[str, Any]) -> str:
@@ -641,12 +615,10 @@ def _turn_messages(r: RunResult, tool_mode: str) -> list[dict[str, Any]]:
 
 def _model_choices() -> list[dict[str, Any]]:
     """Models for the picker: mock, custom and known provider models, with key status (no litellm import)."""
+    from nbplayground.core import catalog
+
     try:
-        df = api.providers()
+        found = catalog.providers()
     except Exception:
         return []
-    out = []
-    for row in df.itertuples():
-        for m in list(row.models)[:200]:
-            out.append({"model": m, "provider": str(row.provider), "key_status": row.key_status})
-    return out
+    return [{"model": m, "provider": p.provider, "key_status": p.key_status} for p in found for m in p.models[:200]]

@@ -280,13 +280,9 @@ async def generate(call: ProviderCall) -> MediaOutput:
 
 
 def _text_input(call: ProviderCall) -> str:
-    if isinstance(call.input, str):
-        return call.input
-    for msg in reversed(call.messages):
-        content = msg.get("content")
-        if msg.get("role") == "user" and isinstance(content, str):
-            return content
-    return ""
+    from nbplayground.core.plan import media_input
+
+    return call.input if isinstance(call.input, str) else media_input(call.messages)
 
 
 def _audio_input(value: Any) -> tuple[str, bytes]:
