@@ -12,10 +12,11 @@ SURFACES = ("nbplayground.magic", "nbplayground.widgets", "nbplayground.server",
 #: package (relative to src/nbplayground) -> imports it must never make
 RULES: dict[str, tuple[str, ...]] = {
     "core": (*JUPYTER, "nbplayground.storage", *SURFACES),
-    "core/transports": ("nbplayground.core.engine", "nbplayground.core.batch", "nbplayground.core.retry"),
+    "core/transports": ("nbplayground.core.engine", "nbplayground.core.runner", "nbplayground.core.batch",
+                        "nbplayground.core.retry"),
     "core/transports/http.py": ("nbplayground.core.errormap", "nbplayground.core.providers",
                                 "nbplayground.core.transports.native", "nbplayground.core.transports.litellm"),
-    "storage": (*JUPYTER, *SURFACES, "nbplayground.core.engine", "litellm"),
+    "storage": (*JUPYTER, *SURFACES, "nbplayground.core.engine", "nbplayground.core.runner", "litellm"),
     "server": ("IPython", "ipywidgets", "anywidget", "nbplayground.magic", "nbplayground.widgets"),
     "magic.py": ("jupyter_server", "tornado", "nbplayground.server", "nbplayground.widgets"),
     "widgets": ("jupyter_server", "tornado", "nbplayground.server", "nbplayground.magic"),

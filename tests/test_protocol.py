@@ -248,5 +248,5 @@ def test_targets_get_their_defaults_and_variables_become_text():
     assert pg.targets[0]["params"] is not pg.targets[1]["params"]
     pg.variables = {"n": 3, "items": [1, 2], "name": "Ada"}
     assert pg.variables == {"n": "3", "items": "[1, 2]", "name": "Ada"}
-    with pytest.raises(traitlets.TraitError, match=r"Playground\.messages\[0\]\.tool_calls"):
+    with pytest.raises(traitlets.TraitError, match=r"Playground\.(base_)?messages\[0\]\.tool_calls"):
         Playground([{"role": "user", "content": "x", "tool_calls": [{"id": "1"}]}], model="mock/echo")

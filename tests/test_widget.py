@@ -261,6 +261,9 @@ def test_restore_from_history_and_from_run():
     assert other.messages == pg.messages and other.id != pg.id
     front.command("restore", run_id="nope")
     assert "nope" in pg.error
+    with pytest.raises(E.RunNotFoundError) as missing:
+        pg.restore("nope")
+    assert missing.value.field == "run_id" and missing.value.http_status == 404
 
 
 def test_history_panel_pages_and_scopes():

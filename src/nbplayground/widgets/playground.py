@@ -17,18 +17,18 @@ from typing import Any
 import anywidget
 import traitlets as t
 
+# imported by module path, not from the package: the package's __init__ imports this module
+import nbplayground.widgets._editor as ed
+import nbplayground.widgets._library as library
 from nbplayground import api
 from nbplayground.core import display
 from nbplayground.core import errors as E
 from nbplayground.core.engine import RunHandle
-from nbplayground.core.plan import MAX_TARGETS, ROLES, Origin, RunSpec, TargetSpec, plan, schema_of
-from nbplayground.core.types import Event, RunRequest, RunResult
+from nbplayground.core.plan import MAX_TARGETS, RunSpec, plan
+from nbplayground.core.types import RunRequest, RunResult
 from nbplayground.widgets._stream import StreamPump
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
-#: Media up to this size travels in the ``results`` trait (base64); larger media is shown by reference.
-MAX_INLINE_MEDIA = 2_000_000
-_PARAM_KEYS = ("temperature", "max_tokens", "top_p", "stop", "seed")
 
 _MISSING_BUNDLE = """
 export default { render({ el }) {
@@ -41,70 +41,6 @@ export default { render({ el }) {
 def _asset(name: str, fallback: str) -> Any:
     path = STATIC / name
     return path if path.exists() else fallback
-
-
-def _target(spec: Any, params: dict[str, Any] | None) -> dict[str, Any]:
-    """A ``targets`` entry from a model name or ``{"model", "params", "response_format", "tools"}``."""
-    if isinstance(spec, str):
-        spec = {"model": spec}
-    if not isinstance(spec, dict) or not spec.get("model"):
-        raise E.BadParameterError(
-            f"A target is a model name or {{'model': ..., 'params': ...}}, got {spec!r}."
-        )
-    rf = spec.get("response_format")
-    if rf is not None and not isinstance(rf, str):
-        rf = json.dumps(schema_of(rf))
-    return {
-        "model": spec["model"],
-        "params": {**(params or {}), **(spec.get("params") or {})},
-        "response_format": rf,
-        "tools": bool(spec.get("tools", True)),
-        "kind": spec.get("kind", "auto"),
-    }
-
-
-def _messages(messages: Any, system: str | None) -> list[dict[str, Any]]:
-    if messages is None:
-        out: list[dict[str, Any]] = [{"role": "user", "content": ""}]
-    elif isinstance(messages, str):
-        out = [{"role": "user", "content": messages}]
-    else:
-        out = [dict(m) for m in messages]
-    if system is not None:
-        out = [{"role": "system", "content": system}, *[m for m in out if m.get("role") != "system"]]
-    for m in out:
-        if m.get("role") not in ROLES:
-            raise E.BadParameterError(f"A message role is one of {', '.join(ROLES)}, got {m.get('role')!r}.")
-        m["content"] = "" if m.get("content") is None else m["content"]
-    return out
-
-
-def _variable_value(raw: Any) -> Any:
-    """Editor values are text; text that parses as a JSON object or array is used as JSON."""
-    if isinstance(raw, str) and raw.strip()[:1] in ("{", "["):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
-
-
-def _roots(messages: list[dict[str, Any]]) -> list[str]:
-    from nbplayground.core.templating import placeholders, root
-
-    names: dict[str, None] = {}
-    for m in messages:
-        if m.get("role") in ("system", "user") and isinstance(m.get("content"), str):
-            for path in placeholders(m["content"]):
-                names.setdefault(root(path), None)
-    return list(names)
-
-
-def _result_state(r: RunResult) -> dict[str, Any]:
-    out = r.to_dict()
-    out["media"] = [m.to_dict(include_data=len(m.data) <= MAX_INLINE_MEDIA) for m in r.media]
-    out.pop("messages", None)  # the editor already shows the conversation
-    return out
 
 
 class Playground(anywidget.AnyWidget):
@@ -173,11 +109,11 @@ class Playground(anywidget.AnyWidget):
             raise E.BadParameterError(f"A playground has 1 to {MAX_TARGETS} targets, got {len(specs)}.")
         if tool_mode not in ("auto", "manual"):
             raise E.BadParameterError(f"tool_mode must be 'auto' or 'manual'; got {tool_mode!r}.")
-        msgs = _messages(messages, system)
+        msgs = ed.editor_messages(messages, system)
         super().__init__(
             messages=msgs, base_messages=msgs,
             variables={k: v if isinstance(v, str) else json.dumps(v) for k, v in (variables or {}).items()},
-            targets=[_target(s, params) for s in specs], tool_mode=tool_mode,
+            targets=[ed.target_entry(s, params) for s in specs], tool_mode=tool_mode,
             outputs=[None] * len(specs), previous=[None] * len(specs),
             history={"scope": "widget", "offset": 0, "total": 0, "items": []}, **kwargs,
         )  # fmt: skip
@@ -200,13 +136,13 @@ class Playground(anywidget.AnyWidget):
         self.observe(self._on_variables, names="variables")
         self.on_msg(self._on_front_msg)
         self._on_messages()
-        self.models = _model_choices()
+        self.models = ed.model_choices()
         if prompt is not None:
             self.load_version(prompt)
 
     # -- observers ------------------------------------------------------------------------------------
     def _on_messages(self, change: Any = None) -> None:
-        self.variable_names = _roots(self.messages)
+        self.variable_names = ed.placeholder_roots(self.messages)
         self._on_variables()
 
     def _on_variables(self, change: Any = None) -> None:
@@ -251,66 +187,26 @@ class Playground(anywidget.AnyWidget):
         After a run the editor also holds the model's answers and the turns that followed; they are left
         out unless ``conversation=True`` (then the whole conversation is saved, as few-shot turns).
         """
-        from nbplayground.storage import registry
-
         labels = [labels] if isinstance(labels, str) else list(labels)
-        target = self.targets[0]
-        messages = self._conversation() if conversation else self._prompt_messages()
-        saved = registry.save(
-            name, messages=messages, model=target["model"], params=dict(target.get("params") or {}),
-            labels=labels,
-        )  # fmt: skip
-        self.set_state_from_python(prompt_ref=saved.ref, prompt_labels=labels)
-        return saved.ref
+        messages = ed.conversation(self.messages) if conversation else self._prompt_messages()
+        ref = library.save_prompt(name, messages, self.targets[0], labels)
+        self.set_state_from_python(prompt_ref=ref, prompt_labels=labels)
+        return ref
 
     def load_version(self, ref: str) -> None:
         """Load a registry version into the editor (messages; model and params into the first target)."""
-        from nbplayground.storage import registry
-
-        saved = registry.get(ref)
-        msgs = _messages(saved.messages, None)
-        first = dict(self.targets[0])
-        if saved.model:
-            first["model"] = saved.model
-        first["params"] = dict(saved.params or {})
-        # the labels field starts empty: saving an edit of "@prod" must not move "prod" unless asked
-        self.set_state_from_python(messages=msgs, base_messages=msgs, targets=[first, *self.targets[1:]],
-                                   prompt_ref=saved.ref, prompt_labels=[])  # fmt: skip
+        self.set_state_from_python(**library.load_state(ref, list(self.targets)))
         self._turns = 0
         self._first_answer = None
 
     def restore(self, run_id: str) -> None:
-        """Load a stored run (and the other targets of its compare) into the editor."""
-        run = api.get_run(run_id)
-        if run is None:
-            raise E.NBPlaygroundError(f"No run with id {run_id!r} in history.")
-        group = [run]
-        if run.group_id:
-            from nbplayground.storage import history as store
+        """Load a stored run (and the other targets of its compare) into the editor.
 
-            rows = store.history(limit=MAX_TARGETS * 4, group_id=run.group_id)
-            ids = list(dict.fromkeys(r.id for r in rows))
-            group = [r for r in (api.get_run(i) for i in ids) if r is not None] or [run]
-            group.sort(key=lambda r: r.target_index)
-        template = (run.template or {}).get("messages") or run.messages
-        msgs = _messages(template, None)
-        targets = []
-        for r in group[:MAX_TARGETS]:
-            info = r.template or {}
-            rf = info.get("response_format")
-            targets.append({"model": r.model, "params": dict(r.params or {}),
-                            "response_format": json.dumps(rf) if rf else None, "tools": bool(info.get("tools"))})  # fmt: skip
-        from nbplayground.core.templating import nest
-
-        stored = nest(run.variables or {})  # runs store values by placeholder path: back into objects
-        variables = {k: v if isinstance(v, str) else json.dumps(v) for k, v in stored.items()}
-        self.set_state_from_python(
-            messages=msgs, base_messages=msgs, variables=variables, targets=targets,
-            outputs=[_result_state(r) for r in group[:MAX_TARGETS]], previous=[None] * len(targets),
-            tool_mode=(run.template or {}).get("tool_mode", self.tool_mode), prompt_ref=run.prompt_ref or "",
-            prompt_labels=[],
-        )  # fmt: skip
-        self._last = group[:MAX_TARGETS]
+        Raises :class:`~nbplayground.core.errors.RunNotFoundError` when the history has no such run.
+        """
+        state, group = library.restore_state(run_id, self.tool_mode)
+        self.set_state_from_python(**state)
+        self._last = group
         self._turns = 0
         self._first_answer = None
 
@@ -328,72 +224,14 @@ class Playground(anywidget.AnyWidget):
                 setattr(self, k, v)
 
     # -- running --------------------------------------------------------------------------------------
-    def _template(self) -> list[dict[str, Any]]:
-        return [{k: v for k, v in m.items() if k in ("role", "content", "tool_call_id", "tool_calls", "name")}
-                for m in self.messages]  # fmt: skip
-
     def _prompt_messages(self) -> list[dict[str, Any]]:
-        """The prompt as written: the editor's messages before the first answer a run appended.
-
-        Messages edited after the run are kept as edited. The answer is found where the run put it (even
-        if its text was edited), else wherever it moved; when it is gone, the editor is taken as it is.
-        """
-        msgs = self._template()
-        if self._first_answer is None:
-            return msgs
-        keys = [_message_key(m) for m in msgs]
-        n = len(self.base_messages)
-        if n < len(msgs) and (keys[n] == self._first_answer or msgs[n].get("role") == "assistant"):
-            return msgs[:n]
-        if self._first_answer in keys:
-            return msgs[: keys.index(self._first_answer)]
-        return msgs
-
-    def _conversation(self) -> list[dict[str, Any]]:
-        """The whole editor, without trailing empty slots (an unanswered tool call, an unwritten user turn)."""
-        msgs = self._template()
-        while msgs and msgs[-1]["role"] in ("user", "tool") and not _text(msgs[-1]):
-            msgs.pop()
-        return msgs
-
-    def _to_send(self) -> list[dict[str, Any]]:
-        """The editor's messages as the run's template: every tool call answered, an empty trailing user turn
-        left out (a slot not yet filled), and a conversation that ends where a model can go on."""
-        msgs = self._template()
-        for m in msgs:
-            if m["role"] == "tool" and not str(m.get("content") or "").strip():
-                raise E.BadParameterError(
-                    f"Answer the tool call {m.get('tool_call_id')!r}: type its result in the tool message."
-                )
-        while msgs and msgs[-1]["role"] == "user" and not str(msgs[-1].get("content") or "").strip():
-            msgs.pop()
-        if not msgs:
-            raise E.BadParameterError("Nothing to run: write a message first.")
-        if msgs[-1]["role"] == "assistant" and not msgs[-1].get("tool_calls"):
-            raise E.BadParameterError("Add a user message to continue the conversation, or use Clear & Run.")
-        return msgs
+        """The prompt as written: the editor's messages before the first answer a run appended."""
+        return ed.prompt_messages(self.messages, len(self.base_messages), self._first_answer)
 
     def _spec(self) -> RunSpec:
         """The run the editor describes: its messages (system and user ones are templates), variables, targets."""
-        template = self._to_send()
-        targets = []
-        for i, target in enumerate(self.targets):
-            rf = target.get("response_format")
-            if isinstance(rf, str) and rf.strip():
-                try:
-                    rf = json.loads(rf)
-                except ValueError:
-                    raise E.BadParameterError(f"Target {i + 1}: response_format is not valid JSON.") from None
-            else:
-                rf = None
-            params = {k: v for k, v in (target.get("params") or {}).items() if v not in (None, "")}
-            targets.append(TargetSpec(target.get("model") or None, params, rf, target.get("kind") or "auto",
-                                      bool(target.get("tools", True))))  # fmt: skip
-        return RunSpec(
-            messages=template, variables={k: _variable_value(v) for k, v in self.variables.items() if str(v) != ""},
-            targets=targets, tools=self._functions, tool_mode=self.tool_mode,
-            origin=Origin(surface="widget", thread_id=self.id, prompt_ref=self.prompt_ref or None),
-        )  # fmt: skip
+        return ed.run_spec(self.messages, self.variables, self.targets, self._functions, self.tool_mode,
+                           self.id, self.prompt_ref)  # fmt: skip
 
     def _requests(self) -> list[RunRequest]:
         requests = plan(self._spec())
@@ -437,7 +275,7 @@ class Playground(anywidget.AnyWidget):
                 handle,
                 send=lambda events: self._emit_msg({"type": "events", "run": seq, "events": events}),
                 on_end=lambda: self._finish(handle, seq),
-                event_dict=_event_dict,
+                event_dict=ed.event_dict,
             )
             self._pump = pump
             pump.start()
@@ -453,14 +291,14 @@ class Playground(anywidget.AnyWidget):
                 first = results[0]
                 msgs = list(self.messages)
                 if first.status == "ok":
-                    turn = _turn_messages(first, self.tool_mode)
+                    turn = ed.turn_messages(first, self.tool_mode)
                     if self._turns == 0:
-                        self._first_answer = _message_key(turn[0])
+                        self._first_answer = ed.message_key(turn[0])
                     msgs.extend(turn)
                     self._turns += 1
                 self._last = list(results)
                 self.set_state_from_python(
-                    outputs=[_result_state(r) for r in results], previous=previous[: len(results)],
+                    outputs=[ed.result_state(r) for r in results], previous=previous[: len(results)],
                     messages=msgs, status="idle",
                 )  # fmt: skip
                 self._refresh_history()
@@ -517,21 +355,7 @@ class Playground(anywidget.AnyWidget):
             self._emit_msg({"type": "error", "message": self.error})
 
     def _refresh_history(self, scope: str | None = None, offset: Any = None) -> None:
-        from nbplayground.storage import history as store
-
-        scope = scope if scope in ("widget", "all") else self.history.get("scope", "widget")
-        offset = max(0, int(offset if offset is not None else self.history.get("offset", 0)))
-        filters = {"thread_id": self.id} if scope == "widget" else {}
-        page = store.history(limit=20, offset=offset, **filters)
-        total = store.count(**filters)
-        items = [
-            {"id": row.id, "group_id": row.group_id, "created_at": row.created_at.isoformat(),
-             "model": row.model, "status": row.status, "text": (row.text or "")[:200],
-             "tokens_in": _num(row.tokens_in), "tokens_out": _num(row.tokens_out),
-             "cost_usd": _num(row.cost_usd), "latency_ms": _num(row.latency_ms)}
-            for row in page
-        ]  # fmt: skip
-        self.history = {"scope": scope, "offset": offset, "total": int(total), "items": items}
+        self.history = library.history_page(self.id, dict(self.history), scope, offset)
 
     # -- display with a static fallback ---------------------------------------------------------------
     # The widget's own output is never updated: JupyterLab re-creates a widget view whenever its output
@@ -575,50 +399,3 @@ class Playground(anywidget.AnyWidget):
     def __repr__(self) -> str:
         models = ", ".join(tg["model"] for tg in self.targets)
         return f"Playground({models}; {len(self.messages)} messages; {self.status})"
-
-
-def _num(value: float | None) -> float | None:
-    return None if value is None else float(value)
-
-
-def _text(m: dict[str, Any]) -> str:
-    return str(m.get("content") or "").strip()
-
-
-def _message_key(m: dict[str, Any]) -> str:
-    """A comparable form of a message as the editor holds it (what survives the JSON round trip)."""
-    keep = {k: v for k, v in m.items() if k in ("role", "content", "tool_call_id", "tool_calls", "name")}
-    return json.dumps(keep, sort_keys=True, default=str)
-
-
-def _event_dict(ev: Event) -> dict[str, Any]:
-    out = ev.to_dict()
-    result = out.get("result")
-    if isinstance(result, dict):
-        result.pop("messages", None)  # sent once in the traits, not in every done event
-    return out
-
-
-def _turn_messages(r: RunResult, tool_mode: str) -> list[dict[str, Any]]:
-    """The messages a finished run adds to the conversation: its answer, and slots for manual tool results."""
-    from nbplayground.storage.threads import assistant_message
-
-    msg = assistant_message(r)
-    if r.data is not None and not r.text:
-        msg["content"] = json.dumps(r.data)
-    out = [{k: v for k, v in msg.items() if v is not None or k == "content"}]
-    out[0]["content"] = out[0].get("content") or ""
-    for call in out[0].get("tool_calls") or []:
-        out.append({"role": "tool", "tool_call_id": call["id"], "content": ""})
-    return out
-
-
-def _model_choices() -> list[dict[str, Any]]:
-    """Models for the picker: mock, custom and known provider models, with key status (no litellm import)."""
-    from nbplayground.core import catalog
-
-    try:
-        found = catalog.providers()
-    except Exception:
-        return []
-    return [{"model": m, "provider": p.provider, "key_status": p.key_status} for p in found for m in p.models[:200]]
