@@ -65,9 +65,29 @@ def test_inplace_and_details(frame):
 def test_missing_columns_listed_before_any_call(frame):
     with pytest.raises(E.MissingColumnsError) as info:
         frame.prompt.run("x", prompt="{{nope}} {{question}} {{other.field}}", model="mock/echo")
-    assert info.value.missing == ["nope", "other"]
+    assert info.value.missing == ["nope", "other"] and info.value.field == "columns.nope"
     assert "The frame has: config, meta, question" in str(info.value)
     assert len(nbp.history()) == 0
+
+
+def test_input_errors_name_their_field_and_the_surface_uses_only_public_names(frame):
+    import ast
+
+    for kw, field in [({"kind": "poem"}, "kind"), ({"on_missing": "drop"}, "on_missing"), ({}, "prompt"),
+                      ({"kind": "speech"}, "input"), ({"max_cost": -1}, "max_cost"),
+                      ({"tool_mode": "sometimes"}, "tool_mode")]:  # fmt: skip
+        args = {"prompt": "{{question}}", **kw} if field != "prompt" and field != "input" else kw
+        with pytest.raises(E.BadParameterError) as info:
+            frame.prompt.run("x", model="mock/echo", progress=False, **args)
+        assert info.value.field == field, kw
+    assert len(nbp.history()) == 0
+    src = Path(SRC) / "nbplayground"
+    for name in ("dataframe.py", "batchrun.py"):
+        assert len((src / name).read_text().splitlines()) <= 600, name
+        for node in ast.walk(ast.parse((src / name).read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(("nbplayground.core",
+                                                                                     "nbplayground.storage")):  # fmt: skip
+                assert not [a.name for a in node.names if a.name.startswith("_")], (name, node.module)
 
 
 def test_all_four_kinds(frame):
@@ -408,17 +428,17 @@ def test_estimate_without_max_tokens_is_a_floor():
 @pytest.fixture
 def bars(monkeypatch):
     """The real tqdm bars ``run_prompt`` makes, kept for a look after the batch (a pass-through spy)."""
-    from nbplayground import dataframe
+    from nbplayground import batchrun
 
     made = []
-    real = dataframe._progress
+    real = batchrun._progress
 
     def keep(*args, **kwargs):
         bar = real(*args, **kwargs)
         made.append(bar)
         return bar
 
-    monkeypatch.setattr(dataframe, "_progress", keep)
+    monkeypatch.setattr(batchrun, "_progress", keep)
     return made
 
 

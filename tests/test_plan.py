@@ -329,3 +329,65 @@ def test_a_provenance_spec_sends_its_thread_as_stored():
     assert req.messages == [{"role": "user", "content": "{{kept}}"}] and req.variables == {"kept": "v"}
     with pytest.raises(E.BadParameterError, match="thread, not messages"):
         plan(dataclasses.replace(spec, messages=[{"role": "user", "content": "x"}]))
+
+
+# --------------------------------------------------------------------------------------------------
+# One spec, many rows (DataFrame batches)
+# --------------------------------------------------------------------------------------------------
+def test_a_planner_plans_once_and_gives_each_row_what_plan_gives_for_its_variables(counts):
+    spec = RunSpec(
+        messages=[{"role": "system", "content": "Be {{tone}}"}, {"role": "user", "content": "Q: {{q.text}}"}],
+        targets=[TargetSpec("mock/echo", {"temperature": 0.1, "stop": ["x"]}, {"type": "object", "properties": {}})],
+        tools=[lambda_free_tool], origin=Origin(surface="dataframe", group_id="batch-1"),
+        policy=P.Policy(max_attempts=6, stream=False),
+    )  # fmt: skip
+    rows = [{"tone": "brief", "q": {"text": f"question {i}"}} for i in range(3)]
+    planner = P.Planner(spec)
+    made = [planner.requests(planner.render(row), row_key=str(i))[0] for i, row in enumerate(rows)]
+    assert counts["resolve"] == ["mock/echo"] and counts["split"] == ["mock/echo"]  # once, not per row
+    assert len(counts["render"]) == 3
+    for i, (row, req) in enumerate(zip(rows, made, strict=True)):
+        (expected,) = plan(dataclasses.replace(spec, variables=row))
+        got, want = _snapshot(req), _snapshot(expected)
+        assert (got.pop("row_key"), want.pop("row_key")) == (str(i), None)
+        assert got.pop("run_id") != want.pop("run_id")
+        assert got == want
+        assert req.split == expected.split and req.resolved is made[0].resolved and req.stream is False
+    assert req.variables == {"tone": "brief", "q.text": "question 2"} and req.max_attempts == 6
+    assert made[0].messages is not made[1].messages and made[0].params is not made[1].params
+
+    counts["resolve"].clear()
+    again = planner.regrouped("batch-2")
+    (other,) = again.requests(again.render(rows[0]))
+    assert other.group_id == "batch-2" and again.spec.origin.group_id == "batch-2"
+    assert planner.group_id == "batch-1" and counts["resolve"] == []  # nothing resolved again
+
+
+def test_a_planner_raises_spec_errors_once_and_row_errors_per_row():
+    with pytest.raises(E.UnknownModelError) as info:
+        P.Planner(RunSpec(messages=[{"role": "user", "content": "{{x}}"}], targets=[TargetSpec("nope/unknown")]))
+    assert info.value.field == "model"
+    with pytest.raises(E.BadParameterError) as bad:
+        P.Planner(RunSpec(messages=[{"role": "user", "content": "x"}], targets=[TargetSpec("mock/echo")],
+                          tool_mode="sometimes"))  # fmt: skip
+    assert bad.value.field == "tool_mode"
+    with pytest.raises(E.BadParameterError, match="plan\\(\\)") as replay:
+        P.Planner(RunSpec(thread=[{"role": "user", "content": "x"}], provenance=Provenance()))
+    assert replay.value.field == "provenance"
+    planner = P.Planner(RunSpec(messages=[{"role": "user", "content": "{{x}}"}], targets=[TargetSpec("mock/echo")]))
+    with pytest.raises(E.MissingVariablesError) as row:
+        planner.render({"y": 1})
+    assert row.value.field == "variables.x"
+    with pytest.raises(E.BadParameterError, match="empty after filling"):
+        planner.requests(planner.render({"x": "  "}))
+
+
+def test_a_dataframe_batch_resolves_and_splits_once_and_renders_each_row_once(counts):
+    import pandas as pd
+
+    df = pd.DataFrame({"q": [f"question {i}" for i in range(30)]})
+    out = df.prompt.run("a", prompt="{{q}}", model="mock/echo", params={"temperature": 0.5}, progress=False)
+    assert out["a"].tolist() == df["q"].tolist()
+    assert counts["resolve"] == ["mock/echo"]
+    assert counts["split"] == ["mock/echo"]  # the engine takes the batch's split: none per row
+    assert len(counts["render"]) == 30

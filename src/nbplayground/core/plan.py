@@ -20,14 +20,19 @@ messages, model, params and ``prompt_ref`` into the spec, once.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 from nbplayground.core import errors as E
+from nbplayground.core import templating
 from nbplayground.core.types import KINDS, RunRequest, new_id
+
+if TYPE_CHECKING:
+    from nbplayground.core.providers import ResolvedModel
 
 #: Every message role a template or thread may hold.
 ROLES: Final[tuple[str, ...]] = ("system", "user", "assistant", "tool", "developer")
@@ -40,7 +45,8 @@ AUTO_KIND: Final = "auto"
 TEXT_INPUT_KINDS: Final = ("image", "speech")
 
 __all__ = [
-    "AUTO_KIND", "MAX_TARGETS", "ROLES", "Origin", "Policy", "Provenance", "RunSpec", "TargetSpec", "check_roles",
+    "AUTO_KIND", "MAX_TARGETS", "ROLES", "Origin", "PlannedTarget", "Planner", "Policy", "Provenance", "Rendered",
+    "RunSpec", "TargetSpec", "check_roles",
     "compose", "freeze", "media_input", "plan", "schema_of", "thaw",
 ]  # fmt: skip
 
@@ -337,15 +343,8 @@ def _default_model() -> str:
 # --------------------------------------------------------------------------------------------------
 # plan()
 # --------------------------------------------------------------------------------------------------
-def plan(spec: RunSpec) -> list[RunRequest]:
-    """The requests of a spec, one per target, every input error raised first (nothing is sent here).
-
-    Renders the template once, resolves each model once and validates its parameters once; a compare gets
-    one ``group_id``. Each request carries its :class:`ResolvedModel` and its split parameters.
-    """
-    from nbplayground.core import providers, templating
-    from nbplayground.core.tools import normalize_tools
-
+def _check_spec(spec: RunSpec) -> None:
+    """The checks of a spec that need no rendering and no model: 1-4 targets, their kinds, the tool mode."""
     targets = spec.targets
     if not 1 <= len(targets) <= MAX_TARGETS:
         raise E.BadParameterError(f"Compare 1 to {MAX_TARGETS} models at once, got {len(targets)}.", field="models")
@@ -358,6 +357,19 @@ def plan(spec: RunSpec) -> list[RunRequest]:
         raise E.BadParameterError(
             f"tool_mode must be 'auto' or 'manual'; got {spec.tool_mode!r}.", field="tool_mode"
         )
+
+
+def plan(spec: RunSpec) -> list[RunRequest]:
+    """The requests of a spec, one per target, every input error raised first (nothing is sent here).
+
+    Renders the template once, resolves each model once and validates its parameters once; a compare gets
+    one ``group_id``. Each request carries its :class:`ResolvedModel` and its split parameters.
+    """
+    from nbplayground.core import providers, templating
+    from nbplayground.core.tools import normalize_tools
+
+    targets = spec.targets
+    _check_spec(spec)
     template = spec.template()
     check_roles(template)
     resolved: dict[str, Any] = {}  # what each placeholder took ({"cfg.prompt": ...}), never whole objects
@@ -411,3 +423,133 @@ def plan(spec: RunSpec) -> list[RunRequest]:
             )
         )  # fmt: skip
     return requests
+
+
+# --------------------------------------------------------------------------------------------------
+# One spec, many rows
+# --------------------------------------------------------------------------------------------------
+class Rendered(NamedTuple):
+    """One row's rendering of a spec: its messages, its input and what each placeholder took."""
+
+    messages: list[dict[str, Any]]
+    input: Any
+    variables: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedTarget:
+    """A target planned once: its model resolved, its kind known, its parameters split and checked."""
+
+    model: str
+    resolved: ResolvedModel
+    kind: str
+    params: dict[str, Any]  # plain, copied into each request
+    split: tuple[dict[str, Any], dict[str, Any]]
+    response_format: Any  # plain (thawed) once, shared by every row's request
+    tools: bool
+
+
+class Planner:
+    """A spec planned once for many rows (a DataFrame batch), then rendered row by row.
+
+    Everything that does not depend on a row's variables is done here, once: the targets, kind and tool
+    mode are checked, the roles of the template, each model resolved, its parameters split and its
+    response format checked, the tools normalized. :meth:`render` fills the template with one row's
+    variables and :meth:`requests` makes that row's requests: the cheap step per row. Per row it gives
+    what :func:`plan` gives for the same spec with that row's variables, ``row_key`` set; the rows share
+    one group (``spec.origin.group_id``, or a new one for a compare), the template list and the tools.
+    A spec with ``provenance`` (a replay) has no rows: plan it with :func:`plan`.
+    """
+
+    __slots__ = ("_fixed", "_functions", "_template", "_tool_schemas", "group_id", "spec", "targets")
+
+    def __init__(self, spec: RunSpec) -> None:
+        from nbplayground.core import providers
+        from nbplayground.core.tools import normalize_tools
+
+        if spec.provenance is not None:
+            raise E.BadParameterError("A run with provenance is planned with plan(), not row by row.",
+                                      field="provenance")  # fmt: skip
+        _check_spec(spec)
+        self.spec = spec
+        self._template = spec.template()
+        check_roles(self._template)
+        self._tool_schemas, self._functions = normalize_tools(spec.tools)
+        targets = []
+        for t in spec.targets:
+            name = t.model or _default_model()
+            rm = providers.resolve(name)  # once per batch, not per row
+            kind = providers.kind_for(rm) if t.kind == AUTO_KIND else t.kind
+            params = cast("dict[str, Any]", thaw(t.params))
+            split = providers.split_params(rm, params)
+            response_format = t.response_format if kind == "chat" else None
+            schema_of(response_format)
+            targets.append(PlannedTarget(name, rm, kind, params, split, thaw(response_format), t.tools))
+        self.targets: tuple[PlannedTarget, ...] = tuple(targets)
+        origin = spec.origin
+        self.group_id = origin.group_id if origin.group_id is not None or len(targets) == 1 else new_id()
+        self._fixed = self._fields()
+
+    def _fields(self) -> tuple[dict[str, Any], ...]:
+        """Per target, the request fields every row shares (made once: building a request is the cost per row)."""
+        spec, origin, policy = self.spec, self.spec.origin, self.spec.policy
+        return tuple(
+            {"model": t.model, "tools": self._tool_schemas if t.kind == "chat" and t.tools else None,
+             "tool_functions": self._functions if t.kind == "chat" and t.tools else {},
+             "tool_mode": spec.tool_mode, "max_tool_rounds": spec.max_tool_rounds,
+             "response_format": t.response_format, "kind": t.kind, "template_messages": self._template or None,
+             "prompt_ref": origin.prompt_ref, "surface": origin.surface, "thread_id": origin.thread_id,
+             "parent_id": origin.parent_id, "group_id": self.group_id, "target_index": index,
+             "retry_after_output": policy.retry_after_output, "max_attempts": policy.max_attempts,
+             "stream": policy.stream, "resolved": t.resolved, "split": t.split}
+            for index, t in enumerate(self.targets)
+        )  # fmt: skip
+
+    @property
+    def tool_schemas(self) -> list[dict[str, Any]] | None:
+        """The tools' JSON schemas (normalized once), or None without tools."""
+        return self._tool_schemas
+
+    def regrouped(self, group_id: str) -> Planner:
+        """The same plan under another group (a batch names its group after what was planned): nothing is
+        resolved or checked again."""
+        other = copy.copy(self)
+        other.spec = replace(self.spec, origin=replace(self.spec.origin, group_id=group_id))
+        other.group_id = group_id
+        other._fixed = other._fields()
+        return other
+
+    @property
+    def template(self) -> list[dict[str, Any]] | None:
+        """The template messages every row's requests record (one shared list), or None without any."""
+        return self._template or None
+
+    def render(self, variables: Mapping[str, Any]) -> Rendered:
+        """A row's messages (after the spec's thread) and input, rendered from ``variables``.
+
+        Raises :class:`MissingVariablesError` or :class:`TemplateError` as :func:`plan` would; nothing is sent.
+        """
+        resolved: dict[str, Any] = {}
+        template = self._template
+        messages = templating.render_messages(template, variables, resolved=resolved) if template else []
+        if self.spec.thread:
+            messages = _after(cast("list[dict[str, Any]]", thaw(self.spec.thread)), messages)
+        value = self.spec.input
+        if isinstance(value, str):
+            value = templating.render(value, variables, resolved=resolved)
+        return Rendered(messages, value, resolved)
+
+    def requests(self, rendered: Rendered, *, row_key: str | None = None) -> list[RunRequest]:
+        """The requests of one rendered row, one per target (a chat target with nothing to send raises)."""
+        out = []
+        single = len(self._fixed) == 1
+        for t, fixed in zip(self.targets, self._fixed, strict=True):
+            if t.kind == "chat":
+                _check_sendable(rendered.messages)
+            target_input = rendered.input
+            if target_input is None and t.kind in TEXT_INPUT_KINDS:
+                target_input = media_input(rendered.messages)
+            messages = rendered.messages if single else [dict(m) for m in rendered.messages]
+            out.append(RunRequest(messages=messages, params=dict(t.params), variables=rendered.variables,
+                                  input=target_input, row_key=row_key, **fixed))  # fmt: skip
+        return out
