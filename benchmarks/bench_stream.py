@@ -27,12 +27,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(tokens: int, delay: float, latency: float = 0.0) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    tokens: int, delay: float, latency: float = 0.0, echo: bool = False
+) -> tuple[subprocess.Popen[bytes], str]:
     """The local OpenAI-compatible server in its own process; returns it and its base URL."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "tests" / "support" / "oai_server.py"), "--port", str(port),
-         "--tokens", str(tokens), "--delay", str(delay), "--latency", str(latency)],
+         "--tokens", str(tokens), "--delay", str(delay), "--latency", str(latency), *(["--echo"] if echo else [])],
         stdout=subprocess.PIPE,
     )  # fmt: skip
     url = proc.stdout.readline().decode().strip() if proc.stdout else ""

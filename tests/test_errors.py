@@ -19,6 +19,7 @@ HTTP_STATUS = {
     "EmptyAnswerError": 502, "UnreachableError": 502, "SetupError": 500, "StructuredOutputError": 502,
     "RunStopped": 499, "StoreError": 503, "StoreQueryError": 400, "StoreCorruptError": 500,
     "StoreReadOnlyError": 500, "RunNotFoundError": 404, "PromptNotFoundError": 404,
+    "ExperimentNotFoundError": 404,
 }  # fmt: skip
 
 CLASSES = {c.__name__: c for c in vars(E).values() if isinstance(c, type) and issubclass(c, E.NBPlaygroundError)}

@@ -8,7 +8,8 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "nbplayground"
 JUPYTER = ("IPython", "ipywidgets", "anywidget", "jupyter_server", "tornado", "traitlets")
 SURFACES = ("nbplayground.magic", "nbplayground.widgets", "nbplayground.server", "nbplayground.dataframe",
-            "nbplayground.api", "nbplayground.frames", "nbplayground.batchrun")  # fmt: skip
+            "nbplayground.api", "nbplayground.frames", "nbplayground.batchrun",
+            "nbplayground.experimenting")  # fmt: skip
 #: package (relative to src/nbplayground) -> imports it must never make
 RULES: dict[str, tuple[str, ...]] = {
     "core": (*JUPYTER, "nbplayground.storage", *SURFACES),
@@ -21,6 +22,8 @@ RULES: dict[str, tuple[str, ...]] = {
     "magic.py": ("jupyter_server", "tornado", "nbplayground.server", "nbplayground.widgets"),
     "widgets": ("jupyter_server", "tornado", "nbplayground.server", "nbplayground.magic"),
     "dataframe.py": (*JUPYTER[:-1], "nbplayground.server", "nbplayground.magic", "nbplayground.widgets"),
+    # experiments run a prompt over a frame as DataFrame runs do: the one surface built on another
+    "experimenting.py": (*JUPYTER[:-1], "nbplayground.server", "nbplayground.magic"),
     "batchrun.py": (*JUPYTER, "nbplayground.server", "nbplayground.magic", "nbplayground.widgets",
                     "nbplayground.dataframe", "pandas"),  # rows by position and key: the frame is dataframe.py's
 }

@@ -30,6 +30,12 @@ def test_notebook_runs_offline(path, tmp_path, monkeypatch):
         assert "Write a haiku about the sea" in text  # the Playground section
         assert "Hello from a thread, Ada!" in text and "== mock/lorem ==" in text  # the %%prompt section
         assert any("image/png" in o.get("data", {}) for o in outputs)
+    if path.stem == "quickstart":
+        assert "starts_with: framed − plain = +1" in text  # the experiment section's paired comparison
+    if path.stem == "experiments":
+        assert "Experiment('faq-demo', 2 variants, 6 rows, 4 evaluators)" in text
+        assert "new runs: 0" in text and "exact sign test, n=6" in text
+        assert not [o for o in outputs if o.get("name") == "stderr" and "Traceback" in o.get("text", "")]
     if path.stem == "magic":
         assert 'Keep this JSON as is: {"a": 1, "b": [1, 2]}' in text and "Literal: {{not_a_variable}}" in text
         assert "The get_weather tool returned: -3 C and snowing" in text

@@ -364,15 +364,41 @@ def _schema(doc: dict, node: dict) -> Draft202012Validator:
     return Draft202012Validator({**node, "components": doc["components"]})
 
 
-def test_handlers_match_the_openapi_document(client):
+def _stored_experiment(jp) -> str:
+    """An experiment with a scored run, stored in the server's home by another process (nbplayground's own
+    API: the run through the engine, the experiment and score through the store)."""
+    code = """
+import dataclasses
+from nbplayground import api
+from nbplayground.core.plan import plan
+from nbplayground.storage import experiments as ex, history
+e = ex.upsert_experiment("openapi-demo", rows=1, repeats=1, status="done",
+                         config={"evaluators": [{"name": "ok", "fingerprint": "f1", "kind": "code"}]})
+v = ex.variant(e.id, "v1", "fp", {"prompt": "Hi", "model": "mock/echo"})
+spec = api.build_spec("Hi", model="mock/echo", group_id=v.group_id(0))
+spec = dataclasses.replace(spec, origin=dataclasses.replace(spec.origin, row_key="0"))
+run = api.start(plan(spec)).result()
+history.flush()
+ex.record_scores([ex.ScoreRow(e.id, run.id, "ok", "f1", v.id, "0", 0, 1.0, True)])
+print(e.id)
+"""
+    out = subprocess.run([sys.executable, "-c", code], env={**__import__("os").environ, "NBPLAYGROUND_HOME": str(jp.home)},
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()[-1]
+
+
+def test_handlers_match_the_openapi_document(client, jp):
     doc = document()
     documented = {path for path in doc["paths"]}
     served = {"/" + route.replace("(?P<run_id>[^/]+)", "{id}").replace("(?P<namespace>[^/]+)", "{namespace}")
-              .replace("(?P<slug>[^/]+)", "{slug}") for route, _ in ROUTES}  # fmt: skip
+              .replace("(?P<slug>[^/]+)", "{slug}").replace("(?P<experiment>[^/]+)", "{experiment}")
+              for route, _ in ROUTES}  # fmt: skip
     assert served == documented
     for path, methods in doc["paths"].items():
         for method, op in methods.items():
-            url = path.replace("{id}", "x").replace("{namespace}", "demo").replace("{slug}", "hello")
+            url = (path.replace("{id}", "x").replace("{namespace}", "demo").replace("{slug}", "hello")
+                   .replace("{experiment}", "x"))  # fmt: skip
             handler = next(h for route, h in ROUTES if ("/" + route.split("(")[0]).rstrip("/") in url)
             assert method in {m.lower() for m in ("GET", "POST") if m.lower() in handler.__dict__}, (
                 path,
@@ -394,6 +420,9 @@ def test_handlers_match_the_openapi_document(client):
         ("/nbplayground/api/v1/prompts/{namespace}/{slug}", "get"): client.get(f"{API}/prompts/demo/greeting@prod"),
         ("/nbplayground/api/v1/playground/providers", "get"): client.get(f"{API}/playground/providers"),
         ("/nbplayground/api/v1/openapi.json", "get"): client.get(f"{API}/openapi.json"),
+        ("/nbplayground/api/v1/experiments", "get"): client.get(f"{API}/experiments"),
+        ("/nbplayground/api/v1/experiments/{experiment}", "get"): client.get(
+            f"{API}/experiments/{_stored_experiment(jp)}?limit=2"),
     }  # fmt: skip
     for (path, method), response in calls.items():
         assert response.status_code == 200, (path, response.text)

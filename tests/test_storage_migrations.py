@@ -129,3 +129,25 @@ def test_the_store_migrates_once_per_process(nbp_home, monkeypatch):
     for _ in range(3):
         history.history()
     assert len(calls) == 1
+
+
+def test_experiment_tables_have_their_keys(tmp_path):
+    con = duckdb.connect(str(tmp_path / "exp.duckdb"))
+    migrations.migrate(con)
+    assert {"experiments", "experiment_variants", "scores"} <= tables(con)
+    keys = con.execute(
+        "SELECT table_name, constraint_column_names FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY'"
+    ).fetchall()
+    assert ("scores", ["run_id", "evaluator_fingerprint"]) in keys and ("experiments", ["id"]) in keys
+    assert ("experiment_variants", ["id"]) in keys
+    con.execute("INSERT INTO experiments (id, name, created_at, updated_at, status) VALUES ('e1', 'x', now(), now(), 'done')")
+    with pytest.raises(duckdb.ConstraintException):  # one experiment per name
+        con.execute("INSERT INTO experiments (id, name, created_at, updated_at, status) "
+                    "VALUES ('e2', 'x', now(), now(), 'done')")  # fmt: skip
+    row = "(?, 'e1', 'v', 1, 'fp', now())"
+    con.execute(f"INSERT INTO experiment_variants (id, experiment_id, name, version, fingerprint, created_at) VALUES {row}",
+                ["a" * 16])  # fmt: skip
+    with pytest.raises(duckdb.ConstraintException):  # one row per (experiment, name, version)
+        con.execute(f"INSERT INTO experiment_variants (id, experiment_id, name, version, fingerprint, created_at) "
+                    f"VALUES {row}", ["b" * 16])  # fmt: skip
+    con.close()

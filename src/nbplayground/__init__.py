@@ -36,15 +36,21 @@ _EXPORTS: dict[str, str] = {
     "ToolCall": "nbplayground.core.types",
     "Media": "nbplayground.core.types",
     "run_prompt": "nbplayground.dataframe",
+    "experiment": "nbplayground.experimenting",
+    "experiments": "nbplayground.experimenting",
+    "get_experiment": "nbplayground.experimenting",
+    "Experiment": "nbplayground.experimenting",
     "render": "nbplayground.core.templating",
     "escape": "nbplayground.core.templating",
     "errors": "nbplayground.core.errors",
+    "evals": "nbplayground.evals",
     "Playground": "nbplayground.widgets",
 }
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from nbplayground import evals  # noqa: F401
     from nbplayground.api import (  # noqa: F401
         Comparison,
         compare,
@@ -64,6 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from nbplayground.core.engine import RunHandle  # noqa: F401
     from nbplayground.core.templating import escape, render  # noqa: F401
     from nbplayground.core.types import Event, Media, RunRequest, RunResult, ToolCall  # noqa: F401
+    from nbplayground.experimenting import Experiment, experiment, experiments, get_experiment  # noqa: F401
     from nbplayground.widgets import Playground  # noqa: F401
 
 
@@ -119,7 +126,7 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'nbplayground' has no attribute {name!r}")
     mod = importlib.import_module(module)
-    value = mod if name == "errors" else getattr(mod, name)
+    value = mod if name in ("errors", "evals") else getattr(mod, name)
     globals()[name] = value
     return value
 

@@ -187,7 +187,7 @@ class BatchRun:
         has_input: bool,
         concurrency: int = 8,
         max_cost: float | None = None,
-        progress: bool = True,
+        progress: bool | str = True,
     ) -> None:
         if len(planner.targets) != 1:
             raise E.BadParameterError("A batch runs one model.", field="models")
@@ -495,12 +495,14 @@ def _row_cost_guess(
     return rm.price(int(tin) + 1, int(tout))
 
 
-def _progress(enabled: bool, total: int, initial_done: int) -> Any:
-    """A tqdm bar over ``total`` rows that starts at ``initial_done`` (resumed or skipped before the run)."""
+def _progress(enabled: bool | str, total: int, initial_done: int) -> Any:
+    """A tqdm bar over ``total`` rows that starts at ``initial_done`` (resumed or skipped before the run);
+    ``enabled`` may be the bar's label."""
     if not enabled or total == 0:
         return None
     try:
         from tqdm.auto import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, initial=initial_done, desc="nbplayground", unit="row", leave=True)
+    label = enabled if isinstance(enabled, str) else "nbplayground"
+    return tqdm(total=total, initial=initial_done, desc=label, unit="row", leave=True)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, cast
 
@@ -84,10 +83,65 @@ def run_prompt(
     Rows are keyed by their index value (``row_key`` in the history); where two rows would share a key
     (duplicate labels, ``1`` and ``"1"``, several NaN) each gets ``#<position>`` after it.
     """
-    if not isinstance(df, pd.DataFrame):
-        raise E.BadParameterError(f"run_prompt needs a pandas DataFrame, got {type(df).__name__}.", field="df")
     if not isinstance(column, str) or not column:
         raise E.BadParameterError("Name the new column: run_prompt(df, 'answer', prompt=...).", field="column")
+    batch = prepare_batch(
+        df, prompt=prompt, messages=messages, system=system, input=input, model=model, params=params, kind=kind,
+        response_format=response_format, tools=tools, tool_mode=tool_mode, concurrency=concurrency,
+        max_attempts=max_attempts, max_cost=max_cost, progress=progress, on_missing=on_missing,
+        signature={"column": column},
+    )  # fmt: skip
+    results = batch.results
+    if resume:
+        batch.resume(retry_failed)
+    if estimate:
+        return batch.estimate()
+    info = batch.run()
+    out = df if inplace else df.copy()
+    _fill(out, column, results, batch.target.kind, response_format, expand, details)
+    out.attrs["nbplayground"] = info
+    out.attrs["batch_id"] = info["group_id"]
+    frames.shown(out)
+    if batch.budget is not None and batch.budget.halted is not None:
+        warnings.warn(f"{batch.budget.halted} {info['not_run']} rows not run; run the same call again to resume.",
+                      stacklevel=2)  # fmt: skip
+    return None if inplace else out
+
+
+def prepare_batch(
+    df: pd.DataFrame,
+    *,
+    prompt: str | None = None,
+    messages: list[dict[str, Any]] | None = None,
+    system: str | None = None,
+    input: str | None = None,
+    model: str | None = None,
+    params: dict[str, Any] | None = None,
+    kind: str = "chat",
+    response_format: Any = None,
+    tools: Iterable[Any] | None = None,
+    tool_mode: str = "auto",
+    concurrency: int = 8,
+    max_attempts: int = 6,
+    max_cost: float | None = None,
+    progress: bool | str = True,
+    on_missing: Literal["skip", "empty", "error"] = "skip",
+    signature: Mapping[str, Any] | None = None,
+    group_id: str | None = None,
+    surface: str = "dataframe",
+    content_keys: bool = False,
+    prompt_ref: str | None = None,
+) -> BatchRun:
+    """A frame's rows as one planned :class:`BatchRun` (not started): what ``run_prompt`` runs, for any
+    surface that runs a prompt over a frame (experiments).
+
+    The batch's group is ``group_id``, or named after what was planned, ``signature`` and the data (so the
+    same call resumes). Rows are keyed by their index value; ``content_keys`` adds a short hash of the values
+    the prompt reads (``key~hash``), so a row whose values changed is a new row. ``progress`` may be the bar's
+    label. Missing values are handled as ``on_missing`` says (see :func:`run_prompt`).
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise E.BadParameterError(f"run_prompt needs a pandas DataFrame, got {type(df).__name__}.", field="df")
     if kind not in KINDS:
         raise E.BadParameterError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}.", field="kind")
     if on_missing not in ON_MISSING:
@@ -110,20 +164,24 @@ def run_prompt(
     spec = RunSpec(
         messages=template, input=None if kind == "transcription" else input,  # audio is looked up, not rendered
         targets=[TargetSpec(model, params or {}, response_format, kind)], tools=tuple(tools or ()),
-        tool_mode=tool_mode, origin=Origin(surface="dataframe"), policy=Policy(max_attempts=max_attempts, stream=False),
+        tool_mode=tool_mode, origin=Origin(surface=surface, prompt_ref=prompt_ref), policy=Policy(max_attempts=max_attempts, stream=False),
     )  # fmt: skip
     planner = Planner(spec)  # resolves the model and splits its parameters, once for every row
-    target = planner.targets[0]
-    signature = json.dumps(
-        {"column": column, "template": template, "input": input, "model": target.resolved.name,
-         "params": target.split[0], "kind": kind, "schema": schema_of(response_format),
-         "tools": [t["function"]["name"] for t in planner.tool_schemas or []], "frame": _fingerprint(df, used)},
-        sort_keys=True, default=str,
-    )  # fmt: skip
-    planner = planner.regrouped("batch-" + hashlib.sha256(signature.encode()).hexdigest()[:24])
+    if group_id is None:
+        target = planner.targets[0]
+        named = json.dumps(
+            {**(signature or {}), "template": template, "input": input, "model": target.resolved.name,
+             "params": target.split[0], "kind": kind, "schema": schema_of(response_format),
+             "tools": [t["function"]["name"] for t in planner.tool_schemas or []], "frame": _fingerprint(df, used)},
+            sort_keys=True, default=str,
+        )  # fmt: skip
+        group_id = "batch-" + hashlib.sha256(named.encode()).hexdigest()[:24]
+    planner = planner.regrouped(group_id)
     # the used columns are str: they were picked by name from [str(c) for c in df.columns]
     records = cast("list[dict[str, Any]]", df[used].to_dict("records")) if used else [{} for _ in range(len(df))]
-    keys = _row_keys(df.index)
+    keys = frames.row_keys(df.index)
+    if content_keys:
+        keys = [f"{k}~{_row_hash(df, used, pos)}" for pos, k in enumerate(keys)]
     gaps = _gaps(df, used, paths, records)
     if gaps and on_missing == "error":
         first = [f"{c!r} at row {keys[pos]} ({v})" for pos in sorted(gaps)[:3] for c, v in gaps[pos]][:3]
@@ -153,22 +211,8 @@ def run_prompt(
             return rendered._replace(input=value.data if isinstance(value, Media) else value)
         return rendered
 
-    batch = BatchRun(planner, keys, render, results, has_input=input is not None, concurrency=concurrency,
-                     max_cost=max_cost, progress=progress)  # fmt: skip
-    if resume:
-        batch.resume(retry_failed)
-    if estimate:
-        return batch.estimate()
-    info = batch.run()
-    out = df if inplace else df.copy()
-    _fill(out, column, results, kind, response_format, expand, details)
-    out.attrs["nbplayground"] = info
-    out.attrs["batch_id"] = info["group_id"]
-    frames.shown(out)
-    if batch.budget is not None and batch.budget.halted is not None:
-        warnings.warn(f"{batch.budget.halted} {info['not_run']} rows not run; run the same call again to resume.",
-                      stacklevel=2)  # fmt: skip
-    return None if inplace else out
+    return BatchRun(planner, keys, render, results, has_input=input is not None, concurrency=concurrency,
+                    max_cost=max_cost, progress=progress)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------
@@ -179,7 +223,7 @@ def _fingerprint(df: pd.DataFrame, columns: list[str]) -> str:
     try:
         h.update(pd.util.hash_pandas_object(df.index, index=False).to_numpy().tobytes())
     except (TypeError, ValueError):  # an object index mixing tuples, numbers and text
-        h.update(json.dumps([[type(k).__name__, _row_key(k)] for k in df.index]).encode())
+        h.update(json.dumps([[type(k).__name__, frames.row_key(k)] for k in df.index]).encode())
     for col in columns:
         h.update(col.encode())
         try:
@@ -189,30 +233,10 @@ def _fingerprint(df: pd.DataFrame, columns: list[str]) -> str:
     return h.hexdigest()
 
 
-def _row_key(value: Any) -> str:
-    return json.dumps(value, default=str) if not isinstance(value, str) else value
-
-
-def _row_keys(index: pd.Index) -> list[str]:
-    """One distinct key per row: the index value as text (JSON unless a str), ``#<position>`` added where
-    two rows would share one (duplicate labels, ``1`` and ``"1"``, several NaN), so no row's answer is lost.
-    """
-    base = [_row_key(k) for k in index]
-    if index.is_unique and (index.dtype != object or index.inferred_type in ("string", "integer")):
-        return base  # one type, distinct labels: distinct keys (without counting 100,000 of them)
-    seen = Counter(base)
-    if len(seen) == len(base):
-        return base
-    taken = {k for k, c in seen.items() if c == 1}
-    keys = []
-    for pos, key in enumerate(base):
-        if seen[key] > 1:
-            key = f"{key}#{pos}"
-            while key in taken:  # an index that already holds "1#0" as a label
-                key += "#"
-            taken.add(key)
-        keys.append(key)
-    return keys
+def _row_hash(df: pd.DataFrame, used: list[str], pos: int) -> str:
+    """A short hash of the values a row's prompt reads (its identity in an experiment)."""
+    values = [df[c].iat[pos] for c in used]
+    return hashlib.sha256(json.dumps(values, default=str, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _is_missing(value: Any) -> bool:

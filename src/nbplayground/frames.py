@@ -10,8 +10,10 @@ amounts in an answer would turn the text between them into math. :func:`shown` m
 from __future__ import annotations
 
 import functools
+import json
 import re
 import secrets
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -118,3 +120,30 @@ def _register_html() -> None:
 
     formatter.for_type(pd.DataFrame, html)
     _registered = True
+
+
+def row_key(value: Any) -> str:
+    """A row's index value as a history key: text as is, anything else as JSON."""
+    return json.dumps(value, default=str) if not isinstance(value, str) else value
+
+
+def row_keys(index: pd.Index) -> list[str]:
+    """One distinct key per row: the index value as text (JSON unless a str), ``#<position>`` added where
+    two rows would share one (duplicate labels, ``1`` and ``"1"``, several NaN), so no row's answer is lost.
+    """
+    base = [row_key(k) for k in index]
+    if index.is_unique and (index.dtype != object or index.inferred_type in ("string", "integer")):
+        return base  # one type, distinct labels: distinct keys (without counting 100,000 of them)
+    seen = Counter(base)
+    if len(seen) == len(base):
+        return base
+    taken = {k for k, c in seen.items() if c == 1}
+    keys = []
+    for pos, key in enumerate(base):
+        if seen[key] > 1:
+            key = f"{key}#{pos}"
+            while key in taken:  # an index that already holds "1#0" as a label
+                key += "#"
+            taken.add(key)
+        keys.append(key)
+    return keys

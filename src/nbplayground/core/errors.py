@@ -262,6 +262,12 @@ class PromptNotFoundError(NBPlaygroundError):
     http_status = 404
 
 
+class ExperimentNotFoundError(NBPlaygroundError):
+    """No experiment with that name or id is in the store (``field`` is ``"experiment"``). Not a ``KeyError``."""
+
+    http_status = 404
+
+
 # --------------------------------------------------------------------------------------------------
 # What an API caller may see of a run's error
 # --------------------------------------------------------------------------------------------------
@@ -298,12 +304,14 @@ PUBLIC_MESSAGES: dict[str, str] = {
     "StoreReadOnlyError": "The run history cannot be written on the server; runs are kept until it can be.",
     "PromptNotFoundError": "No such prompt in the registry; list the prompts with GET prompts.",
     "RunNotFoundError": "No such run in the history; list runs with GET history.",
+    "ExperimentNotFoundError": "No such experiment; list them with GET experiments.",
 }
 #: Errors nbplayground raises itself, never carrying a provider's text when they have no HTTP status:
 #: their own message is safe to show and says more than the fixed one.
 OWN_ERRORS = frozenset({
     "TemplateError", "MissingVariablesError", "MissingColumnsError", "ConfigError", "UnknownModelError",
     "BadParameterError", "MissingKeyError", "StructuredOutputError", "RunStopped", "PromptNotFoundError",
+    "ExperimentNotFoundError",
 })  # fmt: skip
 
 

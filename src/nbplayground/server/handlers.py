@@ -391,6 +391,97 @@ class ProvidersHandler(BaseHandler):
         self.finish(json.dumps({"items": items}))
 
 
+class ExperimentsHandler(BaseHandler):
+    @web.authenticated
+    @authorized(action="read", resource=RESOURCE)
+    async def get(self) -> None:
+        from nbplayground.storage import experiments
+
+        try:
+            listed = await self.in_thread(experiments.list_experiments)
+        except Exception as exc:
+            return self.fail(exc)
+        items = [{**{f.name: _jsonable(getattr(e, f.name)) for f in dataclasses.fields(e)}, "variants": list(e.variants)}
+                 for e in listed]  # fmt: skip
+        self.finish(json.dumps({"items": items}))
+
+
+class ExperimentDetailHandler(BaseHandler):
+    @web.authenticated
+    @authorized(action="read", resource=RESOURCE)
+    async def get(self, experiment: str) -> None:
+        try:
+            limit = _query_int(self, "limit", 100, 1, 500)
+            offset = _query_int(self, "offset", 0, 0, MAX_HISTORY_OFFSET)
+            chosen = self.get_query_arguments("variant")
+            detail = await self.in_thread(experiment_detail, experiment, chosen, limit, offset)
+        except Exception as exc:
+            return self.fail(exc)
+        self.finish(json.dumps(detail))
+
+
+def _query_int(handler: BaseHandler, name: str, default: int, low: int, high: int) -> int:
+    raw = handler.get_query_argument(name, None)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise RequestError(f"Query {name!r} must be an integer, got {raw!r}.", name) from None
+    if not low <= value <= high:
+        raise RequestError(f"Query {name!r} must be {low} to {high}, got {value}.", name)
+    return value
+
+
+def experiment_detail(name_or_id: str, chosen: list[str], limit: int, offset: int) -> dict[str, Any]:
+    """An experiment as ``GET experiments/{experiment}`` answers: its variants (every version), the summary of
+    its latest versions and one page of cells (of the ``chosen`` variants, ``name`` or ``name@version``)."""
+    from nbplayground.storage import experiment_summary, experiments
+
+    exp = experiments.get_experiment(name_or_id)
+    if exp is None:
+        raise E.ExperimentNotFoundError(f"No experiment named {name_or_id!r}; GET experiments lists them.",
+                                        field="experiment")  # fmt: skip
+    found = experiments.variants(exp.id)
+    latest = experiments.latest(found)
+    by_ref = {v.name: v for v in latest} | {f"{v.name}@{v.version}": v for v in found}
+    unknown = [c for c in chosen if c not in by_ref]
+    if unknown:
+        raise RequestError(f"Experiment {exp.name!r} has no variant {unknown[0]!r}; its variants: "
+                           f"{', '.join(v.name for v in latest) or 'none'} (name or name@version).", "variant")  # fmt: skip
+    ids = list(dict.fromkeys(by_ref[c].id for c in chosen)) or [v.id for v in latest]
+    cells, total = experiments.cells(exp.id, ids, limit, offset)
+    judges = {e.get("name") for e in exp.config.get("evaluators") or [] if isinstance(e, dict) and e.get("kind") == "judge"}
+    latest_ids = {v.id for v in latest}
+    return {
+        **{f.name: _jsonable(getattr(exp, f.name)) for f in dataclasses.fields(exp)},
+        "variants": [{**{f.name: _jsonable(getattr(v, f.name)) for f in dataclasses.fields(v)},
+                      "latest": v.id in latest_ids} for v in found],
+        "summary": [s.to_dict() for s in experiment_summary.summary(exp.id)],
+        "cells": {"items": [_cell(c, judges) for c in cells], "total": total, "limit": limit, "offset": offset},
+    }  # fmt: skip
+
+
+def _cell(cell: Any, judges: set[Any]) -> dict[str, Any]:
+    """A cell as the API shows it: a run's error (and a judge's) as a fixed message, never a provider's text."""
+    out = {f.name: _jsonable(getattr(cell, f.name)) for f in dataclasses.fields(cell)}
+    if cell.error is not None:
+        out["error"] = E.caller_message(cell.error_type, cell.error_status, cell.error)
+    out["scores"] = {name: {**score, "error": _score_error(score["error"], name in judges)}
+                     for name, score in cell.scores.items()}  # fmt: skip
+    return out
+
+
+def _score_error(error: str | None, judge: bool) -> str | None:
+    """A judge's error may quote its provider: the caller gets its type and a fixed sentence (a code
+    evaluator's error is the evaluator's own text, scrubbed of secrets when stored)."""
+    if error is None or not judge:
+        return error
+    kind = error.split(":", 1)[0].strip()
+    kind = kind if kind.isidentifier() else "JudgeError"
+    return f"{kind}: the judge failed on this answer; the full error is kept in the run history on the server."
+
+
 class OpenAPIHandler(BaseHandler):
     @web.authenticated
     @authorized(action="read", resource=RESOURCE)
@@ -408,6 +499,8 @@ ROUTES: list[tuple[str, type[BaseHandler]]] = [
     (f"{API}/playground/providers", ProvidersHandler),
     (f"{API}/prompts", PromptsHandler),
     (f"{API}/prompts/(?P<namespace>[^/]+)/(?P<slug>[^/]+)", PromptsHandler),
+    (f"{API}/experiments", ExperimentsHandler),
+    (f"{API}/experiments/(?P<experiment>[^/]+)", ExperimentDetailHandler),
     (f"{API}/openapi.json", OpenAPIHandler),
 ]
 

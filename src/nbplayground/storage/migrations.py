@@ -103,6 +103,49 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE runs ADD COLUMN tokens_estimated BOOLEAN;
         """,
     ),
+    (
+        # A variant's runs are found by group_id ('exp-<variant id>-r<repeat>'), not by a foreign key:
+        # runs stay the one record of every call, written by the history writer alone.
+        "0008_experiments",
+        """
+        CREATE TABLE experiments (
+            id VARCHAR PRIMARY KEY,
+            name VARCHAR NOT NULL UNIQUE,
+            created_at TIMESTAMPTZ NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL,
+            status VARCHAR NOT NULL,
+            rows INTEGER,
+            repeats INTEGER,
+            config JSON
+        );
+        CREATE TABLE experiment_variants (
+            id VARCHAR PRIMARY KEY,
+            experiment_id VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            fingerprint VARCHAR NOT NULL,
+            spec JSON,
+            created_at TIMESTAMPTZ NOT NULL,
+            UNIQUE (experiment_id, name, version)
+        );
+        CREATE TABLE scores (
+            experiment_id VARCHAR NOT NULL,
+            run_id VARCHAR NOT NULL,
+            evaluator VARCHAR NOT NULL,
+            evaluator_fingerprint VARCHAR NOT NULL,
+            variant_id VARCHAR,
+            row_key VARCHAR,
+            repeat INTEGER,
+            value DOUBLE,
+            passed BOOLEAN,
+            reason VARCHAR,
+            error VARCHAR,
+            judge_run_id VARCHAR,
+            created_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (run_id, evaluator_fingerprint)
+        );
+        """,
+    ),
 ]
 
 
