@@ -450,7 +450,9 @@ def validate(name: str, value: Any) -> None:
 @cache
 def _trait_adapter(trait: str) -> TypeAdapter[Any]:
     field = Traits.model_fields[trait]
-    return TypeAdapter(Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation)
+    # pydantic's own stubs differ between releases on what an annotation may be: it is a type form here
+    annotation: Any = field.annotation
+    return TypeAdapter(Annotated[annotation, *field.metadata] if field.metadata else annotation)
 
 
 def check_trait(trait: str, value: Any) -> Any:
