@@ -1,8 +1,8 @@
 """Hatchling build hook: bundle the widget front end (``js/``) into ``src/nbplayground/static/``.
 
 Runs for wheel and editable builds. ``npm ci`` (``npm install`` without a lock file) when
-``js/node_modules`` is missing, then ``npm run build`` when ``static/playground.js`` or ``.css`` is
-missing or older than any front-end source. Set ``NBPLAYGROUND_SKIP_JS=1`` to skip (the widget then
+``js/node_modules`` is missing, then ``npm run build`` when a bundle (the Playground's and the experiment
+view's ``.js`` and ``.css``) is missing or older than any front-end source. Set ``NBPLAYGROUND_SKIP_JS=1`` to skip (the widget then
 shows a "front end not built" notice unless the bundle is already there).
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-BUNDLES = ("playground.js", "playground.css")
-SOURCES = ("*.ts", "lib/*.ts", "*.css", "package*.json")
+BUNDLES = ("playground.js", "playground.css", "experiment.js", "experiment.css")
+SOURCES = ("*.ts", "lib/*.ts", "components/*.ts", "*.css", "package*.json")
 
 
 #: Files outside js/ that the bundle imports (the sanitizer allow-list shared with the kernel).

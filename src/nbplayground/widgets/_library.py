@@ -45,7 +45,8 @@ def restore_state(run_id: str, tool_mode: str) -> tuple[dict[str, Any], list[Run
     """
     run = api.get_run(run_id)
     group = [run]
-    if run.group_id:
+    # a data row's run (DataFrame, experiment) shares its group with the other rows, not with a compare
+    if run.group_id and run.row_key is None:
         from nbplayground.storage import history as store
 
         rows = store.history(limit=MAX_TARGETS * 4, group_id=run.group_id)
