@@ -41,5 +41,28 @@ def error_outputs(page: Any) -> list[str]:
     ).all_inner_texts()
 
 
-def output_texts(page: Any) -> str:
-    return "\n".join(page.locator(".jp-OutputArea-output").all_inner_texts())
+#: Scrolls each code cell of the open notebook into view (JupyterLab renders only the cells near the
+#: viewport) and reads its outputs' rendered text, in order.
+_ALL_OUTPUT_TEXTS = """async (selector) => {
+  const nb = window.jupyterapp.shell.currentWidget.content;
+  const texts = [];
+  for (let i = 0; i < nb.widgets.length; i++) {
+    const cell = nb.widgets[i];
+    if (cell.model.type !== 'code') continue;
+    await nb.scrollToItem(i, 'auto');
+    await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 30)));
+    for (const out of cell.node.querySelectorAll(selector)) texts.push(out.innerText);
+  }
+  return texts;
+}"""
+
+
+def output_texts(page: Any, selector: str = ".jp-OutputArea-output") -> str:
+    """The rendered text of every output in the open notebook (or of what ``selector`` finds in its code
+    cells), also of cells scrolled out of view."""
+    return "\n".join(page.evaluate(_ALL_OUTPUT_TEXTS, selector))
+
+
+def count_in_outputs(page: Any, selector: str) -> int:
+    """How many elements matching ``selector`` the code cells of the open notebook hold, every cell rendered."""
+    return len(page.evaluate(_ALL_OUTPUT_TEXTS, selector))

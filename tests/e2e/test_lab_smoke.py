@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from lab_helpers import error_outputs, open_notebook, output_texts, run_all_cells
+from lab_helpers import count_in_outputs, error_outputs, open_notebook, output_texts, run_all_cells
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +25,7 @@ def test_quickstart_runs_in_jupyterlab(lab, page, shots):
     assert not [e for e in error_outputs(page) if "Traceback" in e]
     # two dollar amounts in one output (a compare's costs) never turn into LaTeX
     assert re.search(r"\$\d+\.\d+.*\$\d+\.\d+", text, re.S)
-    assert page.locator(MATH).count() == 0
+    assert count_in_outputs(page, MATH) == 0
     for section in ("Compare up to four models", "Tools: plain Python functions", "Images, speech"):
         heading = page.locator(".jp-MarkdownCell", has_text=section).first
         heading.scroll_into_view_if_needed()
@@ -50,4 +50,4 @@ def test_dataframe_progress_bars_end_full(lab, page, shots):
         # a bar is full unless rows were left (a budget): then, and only then, it is red
         assert (done == total) != bar["danger"], bar
     assert sum(1 for b in bars if not b["danger"]) >= len(bars) - 1
-    assert page.locator(MATH).count() == 0
+    assert count_in_outputs(page, MATH) == 0
