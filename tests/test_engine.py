@@ -146,3 +146,22 @@ def test_apoll_waits_without_stopping_and_returns_on_events():
     h, index, timeouts = asyncio.run(main())
     assert h.result().status == "ok" and len(h.result().text.split()) == 30
     assert index == len(h.events) and timeouts > 0  # it woke up on silence and the run went on
+
+
+@pytest.mark.parametrize("events", [True, False])
+def test_a_batch_runner_builds_no_events_but_hands_over_the_same_result(events):
+    import asyncio
+
+    from nbplayground.core.engine import Runner, engine_loop
+    from nbplayground.core.plan import Origin, Planner, Policy, RunSpec, TargetSpec
+
+    spec = RunSpec(messages=[{"role": "user", "content": "{{q}}"}], targets=[TargetSpec("mock/echo", {}, None, "chat")],
+                   policy=Policy(stream=False), origin=Origin(surface="dataframe"))  # fmt: skip
+    req = Planner(spec).requests(Planner(spec).render({"q": "hello there"}), row_key="7")[0]
+    seen, done = [], []
+    runner = Runner(seen.append, done.append, events=events)
+    result = asyncio.run_coroutine_threadsafe(runner.execute(req), engine_loop()).result(timeout=10)
+    assert result.status == "ok" and "hello there" in result.text and result.row_key == "7"
+    assert done == [result]  # stored either way
+    assert [e.type for e in seen][:1] + [e.type for e in seen][-1:] == (["start", "done"] if events else [])
+    assert any(e.type == "delta" for e in seen) is events

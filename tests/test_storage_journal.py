@@ -203,3 +203,20 @@ def test_orphans_of_the_fallback_home_are_taken_in_too(nbp_home, tmp_path, monke
     assert intake.waiting(nbp_home)
     assert nbp.get_run("from-fallback") is not None  # a reader took it in
     assert not list((fallback / "journal").iterdir())
+
+
+def test_the_writer_gathers_a_batch_into_few_writes_and_a_flush_does_not_wait_out_the_window(nbp_home, monkeypatch):
+    history.record(RunResult(id="warm-0002", model="m"))
+    assert history.flush()
+    writes = []
+    real = intake.write_rows
+    monkeypatch.setattr(intake, "write_rows", lambda batch, *a, **k: writes.append(len(batch)) or real(batch, *a, **k))
+    monkeypatch.setattr(writer, "COALESCE_S", 5.0)
+    monkeypatch.setattr(writer, "BUSY_COALESCE_S", 5.0)
+    for i in range(300):
+        history.record(RunResult(id=f"gathered-{i:04d}", model="m"))
+    t0 = time.monotonic()
+    assert history.flush()
+    assert time.monotonic() - t0 < 2.5  # the flush ended the 5 s window
+    assert sum(writes) == 300 and len(writes) <= 2  # not one write per run
+    assert history.count() >= 301

@@ -146,3 +146,15 @@ def test_counts_are_bigint_after_migrating_an_old_store(nbp_home):
     got = history.sql("SELECT id, tokens_in, tokens_out, attempts FROM runs ORDER BY id")
     assert got.to_dict("list") == {"id": ["new-1", "old-1"], "tokens_in": [3_000_000_000, 7],
                                    "tokens_out": [2**62, None], "attempts": [1, 2]}  # fmt: skip
+
+
+def test_a_template_shared_by_a_batch_is_still_scrubbed_with_the_secrets_known_now(nbp_home, monkeypatch):
+    template = {"messages": [{"role": "user", "content": "use zq-shared-template-0123 for {{q}}"}]}
+    first = rows.to_row(RunResult(id="tmpl-0001", model="m", template=template), nbp_home)
+    col = rows.COLUMNS.index("template")
+    assert "zq-shared-template-0123" in first[col]  # not a secret yet: stored as it is
+    monkeypatch.setenv("NBP_TEST_API_KEY", "zq-shared-template-0123")  # now it is
+    second = rows.to_row(RunResult(id="tmpl-0002", model="m", template=template), nbp_home)
+    assert "zq-shared-template-0123" not in second[col] and json.loads(second[col])["messages"][0]["content"]
+    third = rows.to_row(RunResult(id="tmpl-0003", model="m", template={"messages": []}), nbp_home)
+    assert json.loads(third[col]) == {"messages": []}  # another template: its own JSON

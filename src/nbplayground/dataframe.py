@@ -181,7 +181,8 @@ def prepare_batch(
     records = cast("list[dict[str, Any]]", df[used].to_dict("records")) if used else [{} for _ in range(len(df))]
     keys = frames.row_keys(df.index)
     if content_keys:
-        keys = [f"{k}~{_row_hash(df, used, pos)}" for pos, k in enumerate(keys)]
+        series = [df[c] for c in used]  # once: looking a column up per row cost more than hashing the row
+        keys = [f"{k}~{_row_hash(series, pos)}" for pos, k in enumerate(keys)]
     gaps = _gaps(df, used, paths, records)
     if gaps and on_missing == "error":
         first = [f"{c!r} at row {keys[pos]} ({v})" for pos in sorted(gaps)[:3] for c, v in gaps[pos]][:3]
@@ -233,9 +234,10 @@ def _fingerprint(df: pd.DataFrame, columns: list[str]) -> str:
     return h.hexdigest()
 
 
-def _row_hash(df: pd.DataFrame, used: list[str], pos: int) -> str:
-    """A short hash of the values a row's prompt reads (its identity in an experiment)."""
-    values = [df[c].iat[pos] for c in used]
+def _row_hash(series: list[pd.Series], pos: int) -> str:
+    """A short hash of the values a row's prompt reads (the ``series`` of its columns; its identity in an
+    experiment)."""
+    values = [s.iat[pos] for s in series]
     return hashlib.sha256(json.dumps(values, default=str, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -112,7 +112,7 @@ class Batch:
 
     async def run(self) -> None:
         """Run to the end (on the engine loop)."""
-        runner = Runner(_drop, self.on_result)
+        runner = Runner(_drop, self.on_result, events=False)
         self._tasks = [
             asyncio.create_task(self._worker(runner)) for _ in range(min(self.workers, len(self.rows)))
         ]

@@ -52,18 +52,24 @@ class _State:
 
 
 class Runner:
-    """Runs one request to its end on the engine loop: ``emit`` gets its events, ``on_done`` its result."""
+    """Runs one request to its end on the engine loop: ``emit`` gets its events, ``on_done`` its result.
 
-    def __init__(self, emit: Callable[[Event], None], on_done: OnDone | None = None) -> None:
+    ``events=False`` (batch rows, which nobody watches) skips the start, delta, usage, error and done
+    events: building them for every row was work no one read.
+    """
+
+    def __init__(self, emit: Callable[[Event], None], on_done: OnDone | None = None, events: bool = True) -> None:
         self.emit = emit
         self.on_done = on_done
+        self.events = events
 
     async def execute(self, req: RunRequest) -> RunResult:
         emit = self.emit
         target = req.target_index
         state = _State()
         result = new_result(req)
-        emit(Event("start", target, req.run_id, model=req.model))
+        if self.events:
+            emit(Event("start", target, req.run_id, model=req.model))
         rm: providers.ResolvedModel | None = None
         try:
             if req.resolved is None and not providers.cost_map_ready():
@@ -127,9 +133,10 @@ class Runner:
                 import warnings
 
                 warnings.warn(f"nbplayground: could not hand the run to storage: {exc}", stacklevel=1)
-        if result.status == "error":
-            emit(Event("error", target, req.run_id, error=result.error, result=result))
-        emit(Event("done", target, req.run_id, result=result))
+        if self.events:
+            if result.status == "error":
+                emit(Event("error", target, req.run_id, error=result.error, result=result))
+            emit(Event("done", target, req.run_id, result=result))
         return result
 
     # -- chat -------------------------------------------------------------------------------------
@@ -197,6 +204,7 @@ class Runner:
         result: RunResult,
     ) -> tuple[list[ToolCall], str | None, int | None, int | None]:
         emit = self.emit
+        events = self.events
         target, run_id = req.target_index, req.run_id
         began = [False]
 
@@ -212,7 +220,8 @@ class Runner:
                         state.first_token_at = time.perf_counter()
                     parts.append(text)
                     began[0] = True
-                    emit(Event("delta", target, run_id, text=text))
+                    if events:
+                        emit(Event("delta", target, run_id, text=text))
                 if chunk.reasoning:
                     state.reasoning.append(chunk.reasoning)
                 if chunk.tool_calls:
@@ -222,7 +231,8 @@ class Runner:
                     _merge_tool_calls(pending, chunk.tool_calls)
                 if chunk.usage is not None:
                     tokens_in, tokens_out = chunk.usage.tokens_in, chunk.usage.tokens_out
-                    emit(Event("usage", target, run_id, usage=chunk.usage))
+                    if events:
+                        emit(Event("usage", target, run_id, usage=chunk.usage))
                 if chunk.finish_reason:
                     finish = chunk.finish_reason
             if finish is None:
@@ -264,7 +274,7 @@ class Runner:
             result.text = (out.media.revised_prompt if out.media else None) or out.text or ""
         else:
             result.text = out.text or (call.input if isinstance(call.input, str) else "")
-        if result.text:
+        if result.text and self.events:
             self.emit(Event("delta", req.target_index, req.run_id, text=result.text))
         if out.usage is not None:
             _add_usage(result, out.usage.tokens_in, out.usage.tokens_out)
@@ -336,7 +346,26 @@ def _with_partial_note(message: str, state: _State) -> str:
     return message
 
 
+#: The template record made last, with what it was made of: the rows of a batch share their template's parts,
+#: so they share one record (and the store dumps it once for the batch, not once per row).
+_last_info: tuple[tuple[Any, ...], tuple[Any, ...], dict[str, Any] | None] | None = None
+
+
 def _template_info(req: RunRequest) -> dict[str, Any] | None:
+    global _last_info
+    parts = (req.template_messages, req.tools, req.response_format)
+    text_input = req.input if isinstance(req.input, str) and req.kind != "transcription" else None
+    last = _last_info
+    if last is not None and all(a is b for a, b in zip(last[0], parts, strict=True)) and last[1] == (
+        req.tool_mode, text_input
+    ):
+        return last[2]
+    info = _make_template_info(req)
+    _last_info = (parts, (req.tool_mode, text_input), info)
+    return info
+
+
+def _make_template_info(req: RunRequest) -> dict[str, Any] | None:
     info: dict[str, Any] = {}
     if req.template_messages is not None:
         info["messages"] = req.template_messages

@@ -73,7 +73,7 @@ class Case:
         )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Score:
     """What an evaluator said: ``value`` (finite, or None when it errored), ``passed``, ``reason``, ``error``.
 

@@ -7,6 +7,7 @@ every transport import it, never the other way round.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import sys
@@ -276,6 +277,7 @@ async def lines(content: Any) -> AsyncIterator[bytes]:
         yield buf
 
 
+@functools.lru_cache(maxsize=256)  # every request asks it of the same few URLs (~15 µs each time)
 def host_of(url: str | None) -> str:
     """``scheme://host:port`` of a URL (no path, no credentials), for error messages."""
     if not url:
@@ -347,13 +349,10 @@ async def exchange(
     """
     import aiohttp
 
-    # Our own deadline bounds progress; aiohttp's only bounds the connect (its read timeout would be
-    # reset by every keep-alive).
-    client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT)
     deadline = ProgressDeadline(timeout, total_timeout)
     where = host_of(url)
     try:
-        async with deadline, session().post(url, json=body, headers=headers, timeout=client_timeout) as resp:
+        async with deadline, session().post(url, json=body, headers=headers, timeout=_client_timeout()) as resp:
             ctype = media_type(resp.headers)
             if resp.status >= 400:
                 raw = (await resp.read()).decode("utf-8", "replace")
@@ -385,6 +384,15 @@ async def exchange(
         raise E.ConnectionLostError(
             f"The connection to {where} was cut mid-answer ({type(exc).__name__}): the answer is incomplete."
         ) from None
+
+
+@functools.cache
+def _client_timeout() -> Any:
+    """aiohttp's timeout for every request (immutable, so one for all): it bounds only the connect. Our
+    own deadline bounds progress (aiohttp's read timeout would be reset by every keep-alive)."""
+    import aiohttp
+
+    return aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT)
 
 
 async def sse_events(content: Any) -> AsyncIterator[tuple[str, bytes]]:
