@@ -117,6 +117,7 @@ def test_a_judge_runs_through_the_engine_is_linked_and_resumes(local):
         assert math.isnan(res.loc["r3", "judge"]) and "maybe" in res.loc["r3", "judge__error"]
         judged = nbp.sql("select row_key, parent_id, surface from runs where surface = 'eval'")
         assert set(judged["row_key"]) == set(res["run_id"])  # each judge run is keyed by the run it judged
+        assert (judged["parent_id"] == judged["row_key"]).all()  # and linked to it
         # again: the judge is not called again
         nbp.experiment(frame(4), {"v": {"prompt": "{{q}}", "model": "local"}}, [j], name="judged", progress=False)
         assert len(judge_srv.bodies) == 4

@@ -188,6 +188,7 @@ class BatchRun:
         concurrency: int = 8,
         max_cost: float | None = None,
         progress: bool | str = True,
+        keys_are_parents: bool = False,
     ) -> None:
         if len(planner.targets) != 1:
             raise E.BadParameterError("A batch runs one model.", field="models")
@@ -198,6 +199,7 @@ class BatchRun:
         self.render = render
         self.results = results
         self.has_input = has_input
+        self.keys_are_parents = keys_are_parents  # each row judges the run its key names: link them
         self.concurrency = concurrency
         self.max_cost = max_cost
         self.progress = progress
@@ -330,7 +332,8 @@ class BatchRun:
             return None
         if budget.max_cost is not None and not budget.admit(i, rendered):
             return None
-        return self.planner.requests(rendered, row_key=self.keys[i])[0]
+        key = self.keys[i]
+        return self.planner.requests(rendered, row_key=key, parent_id=key if self.keys_are_parents else None)[0]
 
     def _on_result(self, r: RunResult) -> None:
         from nbplayground.storage import history

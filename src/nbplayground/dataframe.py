@@ -131,14 +131,16 @@ def prepare_batch(
     surface: str = "dataframe",
     content_keys: bool = False,
     prompt_ref: str | None = None,
+    keys_are_parents: bool = False,
 ) -> BatchRun:
     """A frame's rows as one planned :class:`BatchRun` (not started): what ``run_prompt`` runs, for any
     surface that runs a prompt over a frame (experiments).
 
     The batch's group is ``group_id``, or named after what was planned, ``signature`` and the data (so the
     same call resumes). Rows are keyed by their index value; ``content_keys`` adds a short hash of the values
-    the prompt reads (``key~hash``), so a row whose values changed is a new row. ``progress`` may be the bar's
-    label. Missing values are handled as ``on_missing`` says (see :func:`run_prompt`).
+    the prompt reads (``key~hash``), so a row whose values changed is a new row; ``keys_are_parents``: the
+    frame's index holds run ids, and each row's run is linked to that run (``parent_id``: a judge's verdict
+    to the answer it judged). ``progress`` may be the bar's label. Missing values are handled as ``on_missing`` says (see :func:`run_prompt`).
     """
     if not isinstance(df, pd.DataFrame):
         raise E.BadParameterError(f"run_prompt needs a pandas DataFrame, got {type(df).__name__}.", field="df")
@@ -213,7 +215,7 @@ def prepare_batch(
         return rendered
 
     return BatchRun(planner, keys, render, results, has_input=input is not None, concurrency=concurrency,
-                    max_cost=max_cost, progress=progress)  # fmt: skip
+                    max_cost=max_cost, progress=progress, keys_are_parents=keys_are_parents)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------

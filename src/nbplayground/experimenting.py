@@ -4,7 +4,7 @@
 params; or a saved ``ref``) over every row, ``repeats`` times, through the same planner, scheduler and
 history as ``df.prompt.run``: AIMD concurrency, retries, ``max_cost`` across the whole experiment, a
 progress bar per variant. Every answer is then scored by each evaluator (``nbp.evals``): code evaluators in
-this process, judges as runs of their own (``surface="eval"``, keyed by the run they judge).
+this process, judges as runs of their own (``surface="eval"``, keyed by and linked to the run they judge: ``row_key`` and ``parent_id``).
 
 Nothing is done twice. A variant's runs are grouped by the variant's version (``exp-<variant id>-r<repeat>``)
 and keyed by the row's index plus a hash of the values its prompt reads, so calling ``nbp.experiment`` again
@@ -331,6 +331,7 @@ class _Run:
             max_attempts=self.max_attempts,
             max_cost=self._budget(), progress=f"judge {judge.name}" if self.progress else False,
             on_missing="empty", group_id=f"eval-{self.id}-{judge.fingerprint}", surface="eval",
+            keys_are_parents=True,
         )  # fmt: skip
         batch.resume()
         if batch.todo():

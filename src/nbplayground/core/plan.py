@@ -539,8 +539,11 @@ class Planner:
             value = templating.render(value, variables, resolved=resolved)
         return Rendered(messages, value, resolved)
 
-    def requests(self, rendered: Rendered, *, row_key: str | None = None) -> list[RunRequest]:
-        """The requests of one rendered row, one per target (a chat target with nothing to send raises)."""
+    def requests(
+        self, rendered: Rendered, *, row_key: str | None = None, parent_id: str | None = None
+    ) -> list[RunRequest]:
+        """The requests of one rendered row, one per target (a chat target with nothing to send raises);
+        ``parent_id`` links this row's runs to another run (a judge's verdict to the answer it judges)."""
         out = []
         single = len(self._fixed) == 1
         for t, fixed in zip(self.targets, self._fixed, strict=True):
@@ -550,6 +553,8 @@ class Planner:
             if target_input is None and t.kind in TEXT_INPUT_KINDS:
                 target_input = media_input(rendered.messages)
             messages = rendered.messages if single else [dict(m) for m in rendered.messages]
+            if parent_id is not None:
+                fixed = {**fixed, "parent_id": parent_id}
             out.append(RunRequest(messages=messages, params=dict(t.params), variables=rendered.variables,
                                   input=target_input, row_key=row_key, **fixed))  # fmt: skip
         return out
