@@ -102,21 +102,27 @@ try:
     reset = True
 except OSError:  # older kernels: the peak may include startup, before the frame existed
     reset = False
+__WORK__
+print(status_mb("VmHWM") - base, status_mb("VmRSS") - base, reset)
+"""
+#: What the child measures by default: a DataFrame run over the frame ``df`` of ``rows`` questions.
+DATAFRAME_RUN = """
 out = df.prompt.run("a", prompt="{{q}}", model="mock/echo", concurrency=64, progress=False)
 assert out["a"].notna().all()
-print(status_mb("VmHWM") - base, status_mb("VmRSS") - base, reset)
 """
 
 
-def peak_memory(rows: int) -> tuple[float, float, bool]:
-    """Peak and final RSS growth (MB) of a mock run over ``rows`` rows above the frame, in a fresh process."""
+def peak_memory(rows: int, work: str = DATAFRAME_RUN) -> tuple[float, float, bool]:
+    """Peak and final RSS growth (MB) of ``work`` (code over ``df``: ``rows`` questions) above the frame, in a
+    fresh process."""
     import subprocess
     import sys
 
     if not Path("/proc/self/status").exists():
         raise SystemExit("the memory figure reads /proc/self/status (Linux); pass --memory-rows 0 elsewhere")
     env = {**os.environ, "NBPLAYGROUND_HOME": tempfile.mkdtemp(prefix="nbp-mem-")}
-    out = subprocess.check_output([sys.executable, "-c", _MEMORY_CHILD, str(rows)], env=env, text=True)
+    code = _MEMORY_CHILD.replace("__WORK__", work)
+    out = subprocess.check_output([sys.executable, "-c", code, str(rows)], env=env, text=True)
     peak, final, reset = out.split()
     return float(peak), float(final), reset == "True"
 

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench_dataframe import peak_memory
 from bench_stream import start_server
 
 VERDICT = '{"reason": "it answers", "choice": "yes"}'
@@ -46,39 +45,12 @@ def run_experiment(url: str, rows: int, concurrency: int) -> tuple[float, float,
     return wall, cpu, 4 * rows
 
 
-_MEMORY_CHILD = """
-import sys
-from pathlib import Path
-
-import pandas as pd
-
-import nbplayground as nbp
-
-
-def status_mb(field):
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise SystemExit(f"no {field} in /proc/self/status")
-
-
-rows = int(sys.argv[1])
-df = pd.DataFrame({"q": [f"question number {i} about something" for i in range(rows)]})
+#: What the memory figure measures (``df``: ``rows`` questions, in a fresh process; see bench_dataframe.py).
+EXPERIMENT_RUN = """
 variants = {f"v{k}": {"prompt": f"{k}: {{{{q}}}}", "model": "mock/echo"} for k in range(10)}
-base = status_mb("VmRSS")
-Path("/proc/self/clear_refs").write_text("5")
 exp = nbp.experiment(df, variants, [nbp.evals.contains("question")], concurrency=64, name="mem", progress=False)
-assert len(exp.results) == 10 * rows
-print(status_mb("VmHWM") - base, status_mb("VmRSS") - base)
+assert len(exp.results) == 10 * len(df)
 """
-
-
-def peak_memory(rows: int) -> tuple[float, float]:
-    """Peak and final RSS growth (MB) of a 10-variant experiment over ``rows`` rows, in a fresh process."""
-    env = {**os.environ, "NBPLAYGROUND_HOME": tempfile.mkdtemp(prefix="nbp-mem-")}
-    out = subprocess.check_output([sys.executable, "-c", _MEMORY_CHILD, str(rows)], env=env, text=True)
-    peak, final = out.split()
-    return float(peak), float(final)
 
 
 def main() -> None:
@@ -100,7 +72,7 @@ def main() -> None:
     print(f"  nbp.experiment {wall:7.2f} s  {wall / ideal:5.2f}x ideal (goal <= 1.25x)   "
           f"client CPU {cpu * 1000 / calls:.2f} ms/call")  # fmt: skip
     if args.memory_rows and Path("/proc/self/status").exists():
-        peak, final = peak_memory(args.memory_rows)
+        peak, final, _ = peak_memory(args.memory_rows, EXPERIMENT_RUN)
         print(f"peak memory, 10 variants x {args.memory_rows:,} rows on mock/echo, fresh process: +{peak:.0f} MB RSS "
               f"above the frame at peak, +{final:.0f} MB at the end (budget 300 MB, the DataFrame budget)")  # fmt: skip
 

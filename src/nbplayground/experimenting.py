@@ -18,6 +18,7 @@ the per-row differences between two variants on the rows both have (:mod:`nbplay
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -36,6 +37,7 @@ from nbplayground.core.evals import Case, Evaluator, Score, as_evaluators, evalu
 from nbplayground.core.judge import Judge
 from nbplayground.core.plan import compose, schema_of
 from nbplayground.core.types import ToolCall
+from nbplayground.storage import experiments as store
 
 __all__ = ["Comparison", "Experiment", "experiment", "experiments", "get_experiment"]
 
@@ -167,8 +169,6 @@ def experiment(
     the experiment resumable: the same call again reuses every finished cell. ``max_cost`` bounds what the
     whole experiment may spend (judges included). Returns an :class:`Experiment`.
     """
-    from nbplayground.storage import experiments as store
-
     if not isinstance(data, pd.DataFrame):
         raise E.BadParameterError(f"data must be a pandas DataFrame, got {type(data).__name__}.", field="data")
     if not isinstance(variants, Mapping) or not variants:
@@ -221,6 +221,8 @@ class _Run:
         self.on_missing = on_missing
         self.progress = progress
         self.cells: list[Cell] = []
+        self.pending: list[store.ScoreRow] = []  # new scores not yet written
+        self.tool_calls: dict[str, dict[str, list[ToolCall]]] = {}  # by group, run id: for evaluators that read them
         self.halted = False
         self.notes: list[str] = []
         keys = frames.row_keys(data.index)
@@ -247,7 +249,7 @@ class _Run:
             response_format=arm.response_format, tools=arm.tools, tool_mode=arm.tool_mode,
             concurrency=self.concurrency, max_attempts=self.max_attempts, max_cost=self._budget(),
             progress=label if self.progress else False, on_missing=self.on_missing,  # type: ignore[arg-type]
-            group_id=f"exp-{variant_id}-r{repeat}", surface="experiment", content_keys=True, prompt_ref=arm.ref,
+            group_id=store.group_id(variant_id, repeat), surface="experiment", content_keys=True, prompt_ref=arm.ref,
         )  # fmt: skip
         batch.resume()
         if batch.todo():
@@ -258,69 +260,58 @@ class _Run:
     # -- scores ------------------------------------------------------------------------------------
     def score(self) -> None:
         """Score every cell with every evaluator, reusing the scores already stored."""
-        from nbplayground.storage import experiments as store
-
         done = {(s.run_id, s.evaluator_fingerprint): s for s in store.scores(self.id)}
-        pending: list[store.ScoreRow] = []
         for ev in self.evaluators:
-            if isinstance(ev, Judge):
-                self._judge(ev, done, pending)
-                continue
+            todo: list[Cell] = []
             for cell in self.cells:
                 if cell.run_id is None:
                     continue
                 known = done.get((cell.run_id, ev.fingerprint))
                 if known is not None:
                     cell.scores[ev.name] = Score(known.value, known.passed, known.reason, known.error)
-                    continue
-                score = self._code_score(ev, cell)
-                cell.scores[ev.name] = score
-                pending.append(self._row(ev, cell, score))
-                if len(pending) >= SCORE_BATCH:
-                    store.record_scores(pending)
-                    pending = []
-        if pending:
-            store.record_scores(pending)
+                elif cell.status != "ok":  # a failed run is not scored: a failure never counts as a 0
+                    why = f"not scored: the run {cell.status}" + (f" ({cell.error})" if cell.error else "")
+                    self._keep(ev, cell, Score(None, None, None, why))
+                else:
+                    todo.append(cell)
+            if isinstance(ev, Judge):
+                self._judge(ev, todo)
+            else:
+                for cell in todo:
+                    self._keep(ev, cell, evaluate(ev, self._case(ev, cell)))
+        self._write(0)
 
-    def _case(self, cell: Cell) -> Case:
+    def _keep(self, ev: Evaluator, cell: Cell, score: Score, judge_run: str | None = None) -> None:
+        """A new score: on the cell, and to the store (in transactions of :data:`SCORE_BATCH`)."""
+        cell.scores[ev.name] = score
+        self.pending.append(store.ScoreRow(
+            experiment_id=self.id, run_id=str(cell.run_id), evaluator=ev.name, evaluator_fingerprint=ev.fingerprint,
+            variant_id=cell.variant_id, row_key=cell.row, repeat=cell.repeat, value=score.value,
+            passed=score.passed, reason=score.reason, error=score.error, judge_run_id=judge_run,
+        ))  # fmt: skip
+        self._write(SCORE_BATCH)
+
+    def _write(self, at_least: int) -> None:
+        if self.pending and len(self.pending) >= at_least:
+            store.record_scores(self.pending)
+            self.pending = []
+
+    def _case(self, ev: Evaluator, cell: Cell) -> Case:
         tool_calls: list[ToolCall] = []
-        if cell.run_id is not None and any(e.needs_run for e in self.evaluators):
-            from nbplayground.storage import history
+        if ev.needs_run and cell.run_id is not None:
+            group = store.group_id(cell.variant_id, cell.repeat)
+            if group not in self.tool_calls:  # the whole batch's runs at once: one read, not one per cell
+                from nbplayground.storage import history
 
-            full = history.get_run(cell.run_id)
-            tool_calls = list(full.tool_calls) if full is not None else []
+                found = history.finished_by_row_key(group, ("ok",)).values()
+                self.tool_calls[group] = {r.id: list(r.tool_calls) for r in found}
+            tool_calls = self.tool_calls[group].get(cell.run_id, [])
         return Case(output=cell.output, data=cell.data, row=self.records.get(cell.row, {}), status=cell.status,
                     latency_ms=cell.latency_ms, cost_usd=cell.cost_usd, tool_calls=tool_calls, variant=cell.variant,
                     run_id=cell.run_id)  # fmt: skip
 
-    def _code_score(self, ev: Evaluator, cell: Cell) -> Score:
-        if cell.status != "ok":
-            return Score(None, None, None, f"not scored: the run {cell.status}" + (f" ({cell.error})" if cell.error
-                                                                                     else ""))  # fmt: skip
-        return evaluate(ev, self._case(cell))
-
-    def _row(self, ev: Evaluator, cell: Cell, score: Score, judge_run: str | None = None) -> Any:
-        from nbplayground.storage import experiments as store
-
-        return store.ScoreRow(experiment_id=self.id, run_id=str(cell.run_id), evaluator=ev.name,
-                              evaluator_fingerprint=ev.fingerprint, variant_id=cell.variant_id, row_key=cell.row,
-                              repeat=cell.repeat, value=score.value, passed=score.passed, reason=score.reason,
-                              error=score.error, judge_run_id=judge_run)  # fmt: skip
-
-    def _judge(self, judge: Judge, done: Mapping[tuple[str, str], Any], pending: list[Any]) -> None:
-        """Judge the answers not judged yet, as one batch of runs (each keyed by the run it judges)."""
-        todo: list[Cell] = []
-        for cell in self.cells:
-            if cell.run_id is None:
-                continue
-            known = done.get((cell.run_id, judge.fingerprint))
-            if known is not None:
-                cell.scores[judge.name] = Score(known.value, known.passed, known.reason, known.error)
-            elif cell.status != "ok":
-                cell.scores[judge.name] = score = self._code_score(judge, cell)
-                pending.append(self._row(judge, cell, score))
-            else:
-                todo.append(cell)
+    def _judge(self, judge: Judge, todo: list[Cell]) -> None:
+        """Judge answers as one batch of runs (each keyed by, and the child of, the run it judges)."""
         if not todo or self.halted:
             return
         rows = [{**self.records.get(c.row, {}), "output": c.output} for c in todo]
@@ -330,7 +321,7 @@ class _Run:
             params=judge.model_params, response_format=judge.schema, concurrency=self.concurrency,
             max_attempts=self.max_attempts,
             max_cost=self._budget(), progress=f"judge {judge.name}" if self.progress else False,
-            on_missing="empty", group_id=f"eval-{self.id}-{judge.fingerprint}", surface="eval",
+            on_missing="empty", group_id=store.judge_group_id(self.id, judge.fingerprint), surface="eval",
             keys_are_parents=True,
         )  # fmt: skip
         batch.resume()
@@ -339,9 +330,7 @@ class _Run:
         for cell, outcome in zip(todo, batch.results, strict=True):
             if outcome is None:
                 continue  # not judged (the budget ran out): judged on the next call
-            score = judge.read(outcome.status, outcome.data, outcome.text, outcome.error)
-            cell.scores[judge.name] = score
-            pending.append(self._row(judge, cell, score, judge_run=outcome.id))
+            self._keep(judge, cell, judge.read(outcome.status, outcome.data, outcome.error), outcome.id)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -487,28 +476,20 @@ class Experiment:
 # --------------------------------------------------------------------------------------------------
 def experiments() -> pd.DataFrame:
     """Every stored experiment: name, id, created, variants, rows, status."""
-    from nbplayground.storage import experiments as store
-
-    rows = [vars(r) if not hasattr(r, "__dataclass_fields__") else {f: getattr(r, f) for f in r.__dataclass_fields__}
-            for r in store.list_experiments()]  # fmt: skip
-    df = pd.DataFrame.from_records(rows)
+    df = pd.DataFrame.from_records([dataclasses.asdict(r) for r in store.list_experiments()])
     frames.shown(df)
     return df
 
 
 def get_experiment(name_or_id: str) -> Experiment:
     """A stored experiment (its latest variant versions), with its answers and scores, from the store."""
-    from nbplayground.storage import experiments as store
     from nbplayground.storage import history
 
     row = store.get_experiment(name_or_id)
     if row is None:
         raise E.ExperimentNotFoundError(f"No experiment named {name_or_id!r}; nbp.experiments() lists them.",
                                         field="experiment")  # fmt: skip
-    latest: dict[str, Any] = {}
-    for v in store.variants(row.id):
-        if v.name not in latest or v.version > latest[v.name].version:
-            latest[v.name] = v
+    latest = store.latest(store.variants(row.id))
     names = [e["name"] for e in (row.config or {}).get("evaluators", [])]
     fingerprints = {e["fingerprint"]: e["name"] for e in (row.config or {}).get("evaluators", [])}
     scores: dict[str, dict[str, Score]] = {}
@@ -518,12 +499,12 @@ def get_experiment(name_or_id: str) -> Experiment:
                 s.value, s.passed, s.reason, s.error
             )
     cells = []
-    for v in sorted(latest.values(), key=lambda v: v.created_at):
+    for v in sorted(latest, key=lambda v: v.created_at):
         for rep in range(row.repeats or 1):
-            found = history.finished_by_row_key(f"exp-{v.id}-r{rep}", ("ok", "error", "stopped"))
+            found = history.finished_by_row_key(v.group_id(rep), ("ok", "error", "stopped"))
             for key, r in found.items():
                 cell = _cell(key, v.name, v.id, v.version, rep, RowOutcome.of(r))
                 cell.scores = scores.get(r.id, {})
                 cells.append(cell)
-    return Experiment(row.id, row.name, [v.name for v in latest.values()], names, cells, row.repeats or 1)
+    return Experiment(row.id, row.name, [v.name for v in latest], names, cells, row.repeats or 1)
 

@@ -9,7 +9,6 @@ outside the choices, or an answer that is not that JSON, is an error for that ce
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -19,7 +18,9 @@ from nbplayground.core.evals import Case, Evaluator, Score
 
 
 class Judge(Evaluator):
-    """An LLM judge (see the module docstring); ``passed`` is True for the best-valued choice."""
+    """An LLM judge: ``template`` reads ``{{output}}`` (the answer) and the row's columns; the model picks one
+    of ``choices`` (default ``{"yes": 1, "no": 0}``) and gives its reason, through the same engine.
+    ``passed`` is True for the best-valued choice."""
 
     kind: ClassVar[str] = "judge"
     op: ClassVar[str] = "judge"
@@ -72,36 +73,21 @@ class Judge(Evaluator):
         raise E.BadParameterError("A judge scores through an experiment (nbp.experiment), not one case at a time.",
                                   field="evaluators")  # fmt: skip
 
-    def read(self, status: str, data: Any, text: str, error: str | None) -> Score:
-        """The score of one judge run: the chosen verdict's value, or an error when there is none."""
+    def read(self, status: str, data: Any, error: str | None) -> Score:
+        """The score of one judge run: the chosen verdict's value, or an error when there is none. The run's
+        structured output (``data``) was already checked against :attr:`schema`: a reply that is not that
+        JSON is a failed run."""
         if status != "ok":
             return Score(None, None, None, f"the judge's run {status}" + (f": {error}" if error else ""))
-        verdict = data
-        if verdict is None:
-            try:
-                verdict = json.loads(text)
-            except (ValueError, TypeError):
-                return Score(None, None, None, f"the judge did not answer JSON: {text[:80]!r}")
-        if hasattr(verdict, "model_dump"):
-            verdict = verdict.model_dump()
-        choice = verdict.get("choice") if isinstance(verdict, Mapping) else None
+        verdict = data if isinstance(data, Mapping) else {}
+        choice = verdict.get("choice")
         if choice not in self.choices:
             return Score(None, None, None,
                          f"the judge chose {choice!r}, not one of {', '.join(map(repr, self.choices))}")  # fmt: skip
         value = self.choices[choice]
-        reason = verdict.get("reason") if isinstance(verdict, Mapping) else None
+        reason = verdict.get("reason")
         return Score(value, value == max(self.choices.values()), str(reason) if reason is not None else None, None)
 
 
-def judge(
-    template: str,
-    *,
-    model: str | None = None,
-    choices: Mapping[str, float] | None = None,
-    name: str | None = None,
-    params: Mapping[str, Any] | None = None,
-    system: str | None = None,
-) -> Judge:
-    """An LLM judge: ``template`` reads ``{{output}}`` (the answer) and the row's columns; the model picks one of
-    ``choices`` (default ``{"yes": 1, "no": 0}``) and gives its reason. Runs through the same engine."""
-    return Judge(template, model=model, choices=choices, name=name, params=params, system=system)
+#: ``nbp.evals.judge(template, model=..., choices=...)``: named like the other evaluators (``contains``, ...).
+judge = Judge

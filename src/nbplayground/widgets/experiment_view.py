@@ -17,21 +17,18 @@ import html
 import math
 import threading
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import anywidget
 import ipywidgets
 import traitlets as t
 
 from nbplayground.core import errors as E
+from nbplayground.widgets._base import StaticCopyWidget, bundle
 
 if TYPE_CHECKING:
     from nbplayground.core.evals import Score
     from nbplayground.experimenting import Cell, Experiment
     from nbplayground.widgets.playground import Playground
-
-STATIC = Path(__file__).resolve().parents[1] / "static"
 
 #: Rows on a page unless the front end asks for another size (bounded by MAX_LIMIT).
 LIMIT = 50
@@ -46,17 +43,6 @@ QUERY_KEYS = ("variant", "status", "evaluator", "outcome", "text", "sort", "offs
 #: Orders a ``sort`` may ask for, after an evaluator's name and a colon: ``"exact:asc"`` shows the lowest scores first.
 ORDERS = ("asc", "desc")
 
-_MISSING_BUNDLE = """
-export default { render({ el }) {
-  el.textContent = "nbplayground: the experiment view's front end is not built. Reinstall with "
-    + "`pip install -e .` (needs npm) or run `npm run build` in js/.";
-} };
-"""
-
-
-def _asset(name: str, fallback: str) -> Any:
-    path = STATIC / name
-    return path if path.exists() else fallback
 
 
 def _clip(text: str | None, n: int) -> str | None:
@@ -232,15 +218,15 @@ class Matrix:
         return {"offset": offset, "limit": q.limit, "total": len(keys), "all": len(self.rows), "rows": rows}
 
 
-class ExperimentView(anywidget.AnyWidget):
+class ExperimentView(StaticCopyWidget):
     """``exp.show()``: the experiment's rows by variants, scores coloured, filters, a click opens a run.
 
     ``view.query = {...}`` (or the filters in the widget) picks the rows; ``view.open_run(run_id)`` shows a run
     in a Playground below the matrix and returns that Playground.
     """
 
-    _esm = _asset("experiment.js", _MISSING_BUNDLE)
-    _css = _asset("experiment.css", "")
+    _esm = bundle("experiment.js", "experiment view's")
+    _css = bundle("experiment.css", "experiment view's")
 
     title = t.Unicode(help="The experiment's name.").tag(sync=True)
     variants = t.List(t.Unicode(), help="The matrix's columns.").tag(sync=True)
@@ -328,20 +314,10 @@ class ExperimentView(anywidget.AnyWidget):
         return (f'<div class="nbp-fallback"><div>{caption}</div><table><thead><tr><th>row</th>{head}</tr></thead>'
                 f"<tbody>{''.join(body)}</tbody></table></div>")  # fmt: skip
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is None:
-            return None
-        data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
-        return {**data, "text/plain": repr(self)}, meta
-
-    def _ipython_display_(self) -> None:
+    def display_after(self) -> None:
+        """The area where a clicked run opens, then the static copy of the first page."""
         from IPython.display import display as ipy_display
 
-        bundle = self._repr_mimebundle_()
-        if bundle is None:
-            return
-        ipy_display(bundle[0], metadata=bundle[1], raw=True)
         ipy_display(self.slot)
         ipy_display({"text/html": self.fallback_html(), "text/plain": ""}, raw=True)
 

@@ -11,10 +11,8 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
-import anywidget
 import traitlets as t
 
 # imported by module path, not from the package: the package's __init__ imports this module
@@ -26,24 +24,11 @@ from nbplayground.core import errors as E
 from nbplayground.core.engine import RunHandle
 from nbplayground.core.plan import MAX_TARGETS, RunSpec, plan
 from nbplayground.core.types import RunRequest, RunResult
+from nbplayground.widgets._base import StaticCopyWidget, bundle
 from nbplayground.widgets._stream import StreamPump
 
-STATIC = Path(__file__).resolve().parents[1] / "static"
 
-_MISSING_BUNDLE = """
-export default { render({ el }) {
-  el.innerHTML = "<div style='padding:8px;border:1px solid #c00'>nbplayground: the widget front end is not "
-    + "built. Reinstall with <code>pip install -e .</code> (needs npm) or run <code>npm run build</code> in js/.</div>";
-} };
-"""
-
-
-def _asset(name: str, fallback: str) -> Any:
-    path = STATIC / name
-    return path if path.exists() else fallback
-
-
-class Playground(anywidget.AnyWidget):
+class Playground(StaticCopyWidget):
     """An interactive prompt playground in the notebook, mirrored by a Python API.
 
     ``Playground(messages=..., variables=..., models=[...], params=..., tools=[f, g])``; then ``run()``,
@@ -51,8 +36,8 @@ class Playground(anywidget.AnyWidget):
     (``surface='widget'``, ``thread_id`` = this widget's id).
     """
 
-    _esm = _asset("playground.js", _MISSING_BUNDLE)
-    _css = _asset("playground.css", "")
+    _esm = bundle("playground.js", "widget")
+    _css = bundle("playground.css", "widget")
 
     messages = t.List(
         t.Dict(), help="The editor's messages: role, content (+ tool_call_id / tool_calls)."
@@ -357,11 +342,7 @@ class Playground(anywidget.AnyWidget):
     def _refresh_history(self, scope: str | None = None, offset: Any = None) -> None:
         self.history = library.history_page(self.id, dict(self.history), scope, offset)
 
-    # -- display with a static fallback ---------------------------------------------------------------
-    # The widget's own output is never updated: JupyterLab re-creates a widget view whenever its output
-    # changes (losing focus and scroll). The last results go to a second output instead, a static copy
-    # that the widget's CSS hides wherever the live widget renders, and that GitHub, nbviewer and a
-    # kernel-less reload show.
+    # -- display with a static fallback (see widgets/_base.py) ----------------------------------------
     def fallback_bundle(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The static copy of the last results: HTML columns, plain text, provenance metadata."""
         if not self._last:
@@ -372,20 +353,10 @@ class Playground(anywidget.AnyWidget):
         html_ = f'<div class="nbp-fallback"><div><b>Playground</b> · last run</div>{data["text/html"]}</div>'
         return {"text/html": html_, "text/plain": data["text/plain"]}, meta
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is None:
-            return None
-        data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
-        return {**data, "text/plain": repr(self)}, meta
-
-    def _ipython_display_(self) -> None:
+    def display_after(self) -> None:
+        """The static copy of the last results, refreshed after every run."""
         from IPython.display import display as ipy_display
 
-        bundle = self._repr_mimebundle_()
-        if bundle is None:
-            return
-        ipy_display(bundle[0], metadata=bundle[1], raw=True)
         data, meta = self.fallback_bundle()
         self._displays.append(ipy_display(data, metadata=meta, raw=True, display_id=True))
 
